@@ -1,0 +1,81 @@
+# herenow: `make dev` serves the demo on http://127.0.0.1:8787; `make test` runs every suite.
+# Both install what they need first (scripts/install-tools.sh), skipping what is there.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export PATH := $(HOME)/.cargo/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+# worker-build would download these from GitHub; use the installed ones.
+export WASM_BINDGEN_BIN := $(shell command -v wasm-bindgen 2>/dev/null || echo wasm-bindgen)
+export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
+export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
+export CHROMEDRIVER := /usr/bin/chromedriver
+# wrangler, quiet and offline.
+export CI := $(or $(CI),true)
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+export WRANGLER_HIDE_BANNER := true
+
+PORT ?= 8787
+
+.PHONY: help tools tools-browser build build-client build-edge dev test \
+        test-fmt test-clippy test-unit test-wasm test-worker test-e2e clean
+
+help:
+	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
+	@echo "make test   install what is missing, build, run every suite"
+
+tools:
+	@scripts/install-tools.sh
+
+tools-browser:
+	@scripts/install-tools.sh --browser
+
+build: build-client build-edge
+
+build-client: tools
+	@scripts/build-client.sh
+
+build-edge: tools
+	@echo "==> worker-build --release (edge)"
+	@cd edge && WASM_BINDGEN_BIN="$$(command -v wasm-bindgen)" worker-build --release 2>&1 | grep -v '^\s*$$' | tail -n 5
+
+dev: build
+	@echo "==> wrangler dev on http://127.0.0.1:$(PORT) (local KV persisted in .wrangler/state)"
+	@cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state < /dev/null
+
+test: tools-browser
+	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-e2e
+	@echo "==> all suites passed"
+
+test-fmt:
+	@echo "==> suite: cargo fmt --check"
+	@cargo fmt --all --check && echo "fmt: 1 passed, 0 failed"
+
+test-clippy:
+	@echo "==> suite: clippy -D warnings (host)"
+	@cargo clippy --workspace --all-targets -- -D warnings
+	@echo "==> suite: clippy -D warnings (wasm32)"
+	@cargo clippy -p herenow-client -p herenow-edge --target wasm32-unknown-unknown --all-targets -- -D warnings
+	@echo "clippy: 2 passed, 0 failed"
+
+test-unit:
+	@echo "==> suite: cargo test (native)"
+	@cargo test --workspace 2>&1 | tee target/unit.log | grep -E '^(test result|running|error|failures:|---- )' || true
+	@scripts/sum-cargo.sh "native cargo test" target/unit.log
+
+test-wasm:
+	@echo "==> suite: wasm-bindgen-test in headless Chromium"
+	@WASM_BINDGEN_USE_BROWSER=1 cargo test -p herenow-client --target wasm32-unknown-unknown 2>&1 | tee target/wasm.log | grep -E '^(test result|running|error|failures:|---- )' || true
+	@scripts/sum-cargo.sh "wasm-bindgen-test" target/wasm.log
+
+test-worker:
+	@echo "==> suite: the built worker in workerd (Miniflare)"
+	@node --test --test-reporter=spec tests/worker.test.mjs
+
+test-e2e:
+	@echo "==> suite: end to end in headless Chromium against wrangler dev"
+	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs
+
+clean:
+	rm -rf target edge/build www/herenow/herenow_wasm* .wrangler edge/.wrangler

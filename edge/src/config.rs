@@ -1,0 +1,191 @@
+//! The edge's configuration, read from `wrangler.toml` `[vars]` (and secrets), validated
+//! with errors that name the bad setting.
+
+use std::collections::BTreeMap;
+
+use herenow_core::engine::EngineConfig;
+use herenow_core::protocol::validate_site;
+use serde::Deserialize;
+
+/// One configured site.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Origins allowed to call the API for this site, exactly as browsers send them.
+    pub origins: Vec<String>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Sites by name.
+    pub sites: BTreeMap<String, SiteConfig>,
+    /// Engine tunables.
+    pub engine: EngineConfig,
+}
+
+/// A bad setting: which one, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The setting's name, as in `wrangler.toml`.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "bad setting {}: {}", self.setting, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        message: message.into(),
+    }
+}
+
+fn parse_ms(
+    setting: &'static str,
+    raw: Option<&str>,
+    default_ms: u64,
+    scale: u64,
+) -> Result<u64, ConfigError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(default_ms),
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .map(|x| (x * scale as f64).round() as u64)
+            .ok_or_else(|| bad(setting, format!("must be a positive number, got {v:?}"))),
+    }
+}
+
+impl Config {
+    /// Builds the config from settings looked up by name (`get("SITES")` etc.).
+    ///
+    /// Settings: `SITES` (JSON: `{"name":{"origins":["https://…"]}}`), `WINDOW_S`
+    /// (presence window, default 60), `HEARTBEAT_S` (default a quarter of the window, at
+    /// most 15), `FLUSH_S` (least time between record writes, default 1), `LEASE_S` (how
+    /// long a record vouches for its tabs, default 300), `REFRESH_MS` (how long a merged
+    /// view is reused, default 1000).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad setting.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let raw_sites = get("SITES").ok_or_else(|| bad("SITES", "is missing"))?;
+        let sites: BTreeMap<String, SiteConfig> = serde_json::from_str(&raw_sites).map_err(|e| {
+            bad(
+                "SITES",
+                format!("must be JSON like {{\"demo\":{{\"origins\":[\"https://example.com\"]}}}}: {e}"),
+            )
+        })?;
+        if sites.is_empty() {
+            return Err(bad("SITES", "names no site"));
+        }
+        for (name, site) in &sites {
+            validate_site(name).map_err(|e| bad("SITES", format!("site {name:?}: {}", e.message())))?;
+            for o in &site.origins {
+                let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                    && !o.ends_with('/')
+                    && o.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
+                if !ok {
+                    return Err(bad(
+                        "SITES",
+                        format!("site {name:?}: origin {o:?} must be scheme://host[:port] with no path"),
+                    ));
+                }
+            }
+        }
+        let d = EngineConfig::default();
+        let window_ms = parse_ms("WINDOW_S", get("WINDOW_S").as_deref(), d.window_ms, 1000)?;
+        let scaled = EngineConfig::with_window(window_ms);
+        let base = if window_ms == d.window_ms { d } else { scaled };
+        let engine = EngineConfig {
+            window_ms,
+            heartbeat_ms: parse_ms("HEARTBEAT_S", get("HEARTBEAT_S").as_deref(), base.heartbeat_ms, 1000)?,
+            flush_min_ms: parse_ms("FLUSH_S", get("FLUSH_S").as_deref(), base.flush_min_ms, 1000)?,
+            lease_ms: parse_ms("LEASE_S", get("LEASE_S").as_deref(), base.lease_ms, 1000)?,
+            refresh_ms: parse_ms("REFRESH_MS", get("REFRESH_MS").as_deref(), base.refresh_ms, 1)?,
+            ..base
+        };
+        engine.validate().map_err(|m| {
+            let setting = if m.starts_with("window") {
+                "WINDOW_S"
+            } else if m.starts_with("heartbeat") {
+                "HEARTBEAT_S"
+            } else if m.starts_with("flush") {
+                "FLUSH_S"
+            } else {
+                "LEASE_S"
+            };
+            bad(setting, m)
+        })?;
+        Ok(Self { sites, engine })
+    }
+
+    /// The site named `name`, if configured.
+    #[must_use]
+    pub fn site(&self, name: &str) -> Option<&SiteConfig> {
+        self.sites.get(name)
+    }
+
+    /// Whether any site allows `origin` (for preflights, which carry no site).
+    #[must_use]
+    pub fn any_site_allows(&self, origin: &str) -> bool {
+        self.sites.values().any(|s| s.origins.iter().any(|o| o == origin))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const SITES: &str = r#"{"demo":{"origins":["http://127.0.0.1:8787"]}}"#;
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[("SITES", SITES)]).expect("valid");
+        assert_eq!(c.engine, EngineConfig::default());
+        assert!(c.any_site_allows("http://127.0.0.1:8787"));
+        assert!(!c.any_site_allows("http://evil.example"));
+    }
+
+    #[test]
+    fn short_window_scales_the_rest() {
+        let c = cfg(&[("SITES", SITES), ("WINDOW_S", "2")]).expect("valid");
+        assert_eq!(c.engine.window_ms, 2000);
+        assert!(c.engine.heartbeat_ms < 2000);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "SITES"),
+            (&[("SITES", "nope")], "SITES"),
+            (&[("SITES", "{}")], "SITES"),
+            (&[("SITES", r#"{"de mo":{"origins":[]}}"#)], "SITES"),
+            (&[("SITES", r#"{"demo":{"origins":["http://x/"]}}"#)], "SITES"),
+            (&[("SITES", r#"{"demo":{"origin":[]}}"#)], "SITES"),
+            (&[("SITES", SITES), ("WINDOW_S", "abc")], "WINDOW_S"),
+            (&[("SITES", SITES), ("WINDOW_S", "0.5")], "WINDOW_S"),
+            (&[("SITES", SITES), ("HEARTBEAT_S", "90")], "HEARTBEAT_S"),
+            (&[("SITES", SITES), ("FLUSH_S", "0.1")], "FLUSH_S"),
+            (&[("SITES", SITES), ("LEASE_S", "5")], "LEASE_S"),
+        ];
+        for (pairs, setting) in cases {
+            let e = cfg(pairs).expect_err("must fail");
+            assert_eq!(e.setting, *setting, "{pairs:?}: {e}");
+        }
+    }
+}
