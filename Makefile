@@ -19,7 +19,7 @@ export WRANGLER_HIDE_BANNER := true
 PORT ?= 8787
 
 .PHONY: help tools tools-browser build build-client build-edge dev test \
-        test-fmt test-clippy test-unit test-wasm test-worker test-e2e clean
+        test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e clean
 
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
@@ -45,7 +45,7 @@ dev: build
 	@cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state < /dev/null
 
 test: tools-browser
-	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-e2e
+	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-e2e
 	@echo "==> all suites passed"
 
 test-fmt:
@@ -72,6 +72,13 @@ test-wasm:
 test-worker:
 	@echo "==> suite: the built worker in workerd (Miniflare)"
 	@node --test --test-reporter=spec tests/worker.test.mjs
+
+test-deploy:
+	@echo "==> suite: wrangler deploy --dry-run (the deploy bundle builds, no network)"
+	@cd edge && wrangler deploy --dry-run --outdir ../target/deploy-dry-run < /dev/null > ../target/deploy.log 2>&1 \
+	  || { cat ../target/deploy.log; exit 1; }
+	@test -s target/deploy-dry-run/index.js && ls target/deploy-dry-run/*.wasm > /dev/null
+	@echo "deploy dry-run: 1 passed, 0 failed"
 
 test-e2e:
 	@echo "==> suite: end to end in headless Chromium against wrangler dev"

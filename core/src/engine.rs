@@ -448,7 +448,8 @@ impl Presence {
                 at_ms: now,
             },
         );
-        s.mark(now + cfg.flush_min_ms);
+        // Urgent: published as soon as the 1 write/s/key spacing allows.
+        s.mark(now);
     }
 
     /// Expires timed-out tabs everywhere (the engine also does this on every call).
@@ -655,6 +656,20 @@ impl Presence {
             .filter(|t| t.member.as_ref().is_some_and(|m| m.id == member))
             .map(|t| t.last_ms)
             .max()
+    }
+
+    /// When the earliest unpublished change may be written (its due time, pushed back by
+    /// the write spacing), so a driver can flush then without waiting for a request.
+    #[must_use]
+    pub fn next_flush_at(&self) -> Option<u64> {
+        let min = self.config.flush_min_ms;
+        self.sites
+            .values()
+            .filter_map(|s| {
+                let due = s.due_ms?;
+                Some(s.last_flush_ms.map_or(due, |l| due.max(l + min)))
+            })
+            .min()
     }
 
     /// How many tabs this isolate holds in memory for `site` (for tests and metrics).

@@ -13,9 +13,11 @@ pub mod backoff;
 pub mod engine;
 pub mod error;
 pub mod lifecycle;
+pub mod limits;
 pub mod protocol;
 pub mod service;
 pub mod sim;
 pub mod store;
+pub mod token;
 
 pub use error::{Error, ErrorKind};

@@ -2,8 +2,12 @@
 //! they run natively in tests on the memory store. The Workers glue (`glue.rs`) only
 //! converts `worker::Request` to [`HttpRequest`] and [`HttpResponse`] back.
 
-use herenow_core::engine::Presence;
+use std::cell::RefCell;
+
+use herenow_core::engine::{Member, Presence};
+use herenow_core::limits::Limiter;
 use herenow_core::protocol::{MAX_BODY_BYTES, normalize_page, parse_beat, validate_site};
+use herenow_core::token;
 use herenow_core::service::Service;
 use herenow_core::store::Store;
 use herenow_core::{Error, ErrorKind};
@@ -27,6 +31,8 @@ pub struct HttpRequest {
     pub content_length: Option<u64>,
     /// The body (empty for GET).
     pub body: Vec<u8>,
+    /// The client's IP (`CF-Connecting-IP`), used only for rate limits, never stored.
+    pub client_ip: Option<String>,
 }
 
 /// A response, as the handlers build it.
@@ -91,6 +97,7 @@ impl HttpResponse {
 pub struct App {
     config: Config,
     service: Service,
+    limiter: RefCell<Limiter>,
 }
 
 /// The value of `key` in a query string, percent-decoded.
@@ -138,11 +145,17 @@ fn method_not_allowed(allow: &str) -> Error {
 }
 
 impl App {
-    /// An app for `config`, in an isolate named `isolate` (a random id).
+    /// An app for `config`, in an isolate named `isolate` (a random id);
+    /// `seed` keys the limiter's hashes (random per isolate).
     #[must_use]
-    pub fn new(config: Config, isolate: &str) -> Self {
+    pub fn new(config: Config, isolate: &str, seed: u64) -> Self {
         let service = Service::new(Presence::new(isolate, config.engine.clone()));
-        Self { config, service }
+        let limiter = RefCell::new(Limiter::new(config.limits, seed));
+        Self {
+            config,
+            service,
+            limiter,
+        }
     }
 
     /// The config.
@@ -184,6 +197,11 @@ impl App {
 
     async fn route<S: Store>(&self, store: &S, now: u64, req: &HttpRequest) -> Result<HttpResponse, Error> {
         let method = req.method.as_str();
+        if req.path.starts_with("/v1/") && method != "OPTIONS" {
+            self.limiter
+                .borrow_mut()
+                .request(now, req.client_ip.as_deref())?;
+        }
         match req.path.as_str() {
             "/healthz" => match method {
                 "GET" | "HEAD" => Ok(HttpResponse::json(200, r#"{"ok":true}"#.to_owned())),
@@ -194,8 +212,8 @@ impl App {
                 "OPTIONS" => self.preflight(req),
                 _ => Err(method_not_allowed("POST, OPTIONS")),
             },
-            "/v1/count" => match method {
-                "GET" | "HEAD" => self.get_count(store, now, req).await,
+            "/v1/count" | "/v1/online" | "/v1/last-seen" | "/v1/badge.svg" => match method {
+                "GET" | "HEAD" => self.get(store, now, req).await,
                 "OPTIONS" => self.preflight(req),
                 _ => Err(method_not_allowed("GET, HEAD, OPTIONS")),
             },
@@ -261,22 +279,84 @@ impl App {
             self.service.leave(store, now, &beat).await?;
             return Ok(HttpResponse::new(204));
         }
-        let resp = self.service.heartbeat(store, now, &beat, None).await?;
+        let member = self.member(&beat.site, beat.member_token.as_deref(), now)?;
+        self.limiter
+            .borrow_mut()
+            .heartbeat(now, req.client_ip.as_deref(), &beat.visitor)?;
+        let resp = self.service.heartbeat(store, now, &beat, member).await?;
         let body = serde_json::to_string(&resp)
             .map_err(|e| Error::new(ErrorKind::Internal, "internal", e.to_string()))?;
         Ok(HttpResponse::json(200, body))
     }
 
-    async fn get_count<S: Store>(&self, store: &S, now: u64, req: &HttpRequest) -> Result<HttpResponse, Error> {
+    /// The member a token names, verified with the site's secret; `None` without a token.
+    fn member(&self, site: &str, token: Option<&str>, now: u64) -> Result<Option<Member>, Error> {
+        let Some(token) = token else { return Ok(None) };
+        let secret = self
+            .config
+            .site(site)
+            .and_then(|s| s.member_secret.as_deref())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthorized,
+                    "invalid_member_token",
+                    format!("site {site:?} has no members (no member secret is configured)"),
+                )
+            })?;
+        token::verify(token, secret.as_bytes(), now).map(Some)
+    }
+
+    async fn get<S: Store>(&self, store: &S, now: u64, req: &HttpRequest) -> Result<HttpResponse, Error> {
         let site = query_param(&req.query, "site")
             .ok_or_else(|| Error::bad_request("invalid_site", "query parameter site is required"))?;
         self.check_site(&site, None)?;
-        let page = query_param(&req.query, "page").map(|p| normalize_page(&p)).transpose()?;
-        let count = self.service.count(store, now, &site, page.as_deref()).await?;
-        let body = serde_json::to_string(&count)
-            .map_err(|e| Error::new(ErrorKind::Internal, "internal", e.to_string()))?;
-        Ok(HttpResponse::json(200, body))
+        let internal = |e: serde_json::Error| Error::new(ErrorKind::Internal, "internal", e.to_string());
+        match req.path.as_str() {
+            "/v1/online" => {
+                let members = self.service.online(store, now, &site).await?;
+                let body = serde_json::to_string(&serde_json::json!({ "members": members })).map_err(internal)?;
+                Ok(HttpResponse::json(200, body))
+            }
+            "/v1/last-seen" => {
+                let member = query_param(&req.query, "member")
+                    .filter(|m| token::is_member_id(m))
+                    .ok_or_else(|| {
+                        Error::bad_request("invalid_member", "query parameter member must be 1-128 bytes")
+                    })?;
+                let seen = self.service.last_seen(store, now, &site, &member).await?;
+                Ok(HttpResponse::json(200, serde_json::to_string(&seen).map_err(internal)?))
+            }
+            "/v1/badge.svg" => {
+                let count = self.service.count(store, now, &site, None).await?;
+                Ok(HttpResponse::new(200)
+                    .header("content-type", "image/svg+xml; charset=utf-8")
+                    .header("cache-control", "public, max-age=5")
+                    .header("x-content-type-options", "nosniff")
+                    .with_body(badge_svg(count.online).into_bytes()))
+            }
+            _ => {
+                let page = query_param(&req.query, "page").map(|p| normalize_page(&p)).transpose()?;
+                let count = self.service.count(store, now, &site, page.as_deref()).await?;
+                Ok(HttpResponse::json(200, serde_json::to_string(&count).map_err(internal)?))
+            }
+        }
     }
+}
+
+/// A shields-style badge "online | N". It holds only digits from the count: nothing from
+/// the request is reflected into it.
+#[must_use]
+pub fn badge_svg(online: u64) -> String {
+    let value = online.to_string();
+    // Verdana 11px is ~7 px per digit; the label "online" is ~37 px.
+    let label_w = 47;
+    let value_w = 13 + 7 * value.len();
+    let w = label_w + value_w;
+    let lx = label_w * 5;
+    let vx = (label_w * 2 + value_w) * 5;
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="20" role="img" aria-label="online: {value}"><title>online: {value}</title><linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient><clipPath id="r"><rect width="{w}" height="20" rx="3" fill="#fff"/></clipPath><g clip-path="url(#r)"><rect width="{label_w}" height="20" fill="#555"/><rect x="{label_w}" width="{value_w}" height="20" fill="#2e7d32"/><rect width="{w}" height="20" fill="url(#s)"/></g><g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="110" text-rendering="geometricPrecision"><text x="{lx}" y="140" transform="scale(.1)">online</text><text x="{vx}" y="140" transform="scale(.1)">{value}</text></g></svg>"##
+    )
 }
 
 #[cfg(test)]
@@ -288,10 +368,23 @@ mod tests {
     const V2: &str = "6fa459ea-ee8a-4ca4-894e-db77e160355e";
     const ORIGIN: &str = "http://127.0.0.1:8787";
 
-    fn app() -> App {
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn app_with(extra: &[(&str, &str)]) -> App {
         let sites = format!(r#"{{"demo":{{"origins":["{ORIGIN}"]}}}}"#);
-        let config = Config::from_lookup(|k| (k == "SITES").then(|| sites.clone())).expect("config");
-        App::new(config, "iso-a")
+        let extra: Vec<(String, String)> =
+            extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let config = Config::from_lookup(|k| match k {
+            "SITES" => Some(sites.clone()),
+            "MEMBER_SECRET_DEMO" => Some(SECRET.to_owned()),
+            _ => extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+        })
+        .expect("config");
+        App::new(config, "iso-a", 7)
+    }
+
+    fn app() -> App {
+        app_with(&[])
     }
 
     fn post(path: &str, body: &str) -> HttpRequest {
@@ -413,5 +506,92 @@ mod tests {
         assert_eq!(r.header_value("access-control-allow-origin"), None);
         assert_eq!(query_param("site=de%6Do&page=%2Fa%20b", "page").as_deref(), Some("/a b"));
         assert_eq!(query_param("site=%zz", "site"), None);
+    }
+
+    #[test]
+    fn members_online_and_last_seen() {
+        let clock = ManualClock::new(1_800_000_000_000);
+        let store = MemoryStore::new(clock.clone());
+        let app = app();
+        let run = |r: HttpRequest| block_on_ready(app.handle(&store, clock.now_ms(), &r));
+        let now_s = clock.now_ms() / 1000;
+        let tok = token::mint(SECRET.as_bytes(), "ada", "Ada <L>", now_s + 600, None);
+        let with_tok = format!(r#"{{"site":"demo","visitor":"{V1}","tab":"a","page":"/x","member_token":"{tok}"}}"#);
+        let r = run(post("/v1/heartbeat", &with_tok));
+        assert_eq!((json(&r)["members"].clone(), json(&r)["guests"].clone()), (1.into(), 0.into()));
+        run(post("/v1/heartbeat", &beat(V2, "b")));
+        let online = json(&run(get("/v1/online", "site=demo")));
+        assert_eq!(online["members"].as_array().map(Vec::len), Some(1));
+        assert_eq!(online["members"][0]["name"], "Ada <L>");
+        assert_eq!(online["members"][0]["page"], "/x");
+        let seen = json(&run(get("/v1/last-seen", "site=demo&member=ada")));
+        assert_eq!(seen["online"], true);
+        clock.advance(5_000);
+        run(post("/v1/leave", &with_tok));
+        block_on_ready(app.service().flush(&store, clock.now_ms() + 1_000)).expect("flush");
+        let seen = json(&run(get("/v1/last-seen", "site=demo&member=ada")));
+        assert_eq!(seen["online"], false);
+        assert_eq!(seen["last_seen"], clock.now_ms());
+        // A fresh isolate (restart) reads last-seen from the store.
+        let fresh = app_with(&[]);
+        let seen = json(&block_on_ready(fresh.handle(&store, clock.now_ms(), &get("/v1/last-seen", "site=demo&member=ada"))));
+        assert_eq!(seen["last_seen"], clock.now_ms());
+        let never = json(&run(get("/v1/last-seen", "site=demo&member=bob")));
+        assert_eq!(never["last_seen"], serde_json::Value::Null);
+        assert_eq!(run(get("/v1/last-seen", "site=demo")).status, 400);
+    }
+
+    #[test]
+    fn bad_member_tokens_are_401_and_record_nothing() {
+        let clock = ManualClock::new(1_800_000_000_000);
+        let store = MemoryStore::new(clock.clone());
+        let app = app();
+        let now_s = clock.now_ms() / 1000;
+        for tok in [
+            token::mint(SECRET.as_bytes(), "ada", "Ada", now_s - 1, None),
+            token::mint(b"wrong-key-wrong-key-wrong-key-12", "ada", "Ada", now_s + 60, None),
+            "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZGEiLCJleHAiOjk5OTk5OTk5OTl9.".to_owned(),
+        ] {
+            let b = format!(r#"{{"site":"demo","visitor":"{V1}","tab":"a","member_token":"{tok}"}}"#);
+            let r = block_on_ready(app.handle(&store, clock.now_ms(), &post("/v1/heartbeat", &b)));
+            assert_eq!(r.status, 401);
+            assert_eq!(json(&r)["error"]["code"], "invalid_member_token");
+        }
+        let r = block_on_ready(app.handle(&store, clock.now_ms(), &get("/v1/count", "site=demo")));
+        assert_eq!(json(&r)["online"], 0);
+    }
+
+    #[test]
+    fn badge_holds_only_digits_from_the_count() {
+        let store = MemoryStore::new(ManualClock::new(1_000_000));
+        let app = app();
+        block_on_ready(app.handle(&store, 1_000_000, &post("/v1/heartbeat", &beat(V1, "a"))));
+        let r = block_on_ready(app.handle(&store, 1_000_000, &get("/v1/badge.svg", "site=demo&x=%3Cscript%3E")));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header_value("content-type"), Some("image/svg+xml; charset=utf-8"));
+        let svg = String::from_utf8(r.body).expect("utf8");
+        assert!(svg.contains(">1</text>"));
+        assert!(!svg.contains("script"));
+        assert_eq!(badge_svg(12345).matches("12345").count(), 3);
+    }
+
+    #[test]
+    fn one_address_can_add_at_most_the_new_visitor_cap() {
+        let store = MemoryStore::new(ManualClock::new(1_000_000));
+        let app = app_with(&[("NEW_VISITORS_PER_IP_PER_MIN", "5")]);
+        let mut limited = 0;
+        for i in 0..30u32 {
+            let v = herenow_core::protocol::visitor_id_from_random([i as u8; 16]);
+            let mut req = post("/v1/heartbeat", &beat(&v, "t"));
+            req.client_ip = Some("203.0.113.9".into());
+            let r = block_on_ready(app.handle(&store, 1_000_000, &req));
+            if r.status == 429 {
+                limited += 1;
+                assert!(r.header_value("retry-after").is_some());
+            }
+        }
+        assert_eq!(limited, 25);
+        let r = block_on_ready(app.handle(&store, 1_000_000, &get("/v1/count", "site=demo")));
+        assert_eq!(json(&r)["online"], 5);
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use herenow_core::engine::EngineConfig;
+use herenow_core::limits::LimitConfig;
 use herenow_core::protocol::validate_site;
 use serde::Deserialize;
 
@@ -13,6 +14,17 @@ use serde::Deserialize;
 pub struct SiteConfig {
     /// Origins allowed to call the API for this site, exactly as browsers send them.
     pub origins: Vec<String>,
+    /// The HS256 secret member tokens are signed with (from the secret
+    /// `MEMBER_SECRET_<SITE>`); `None`: the site has no members, only guests.
+    #[serde(skip)]
+    pub member_secret: Option<String>,
+}
+
+/// The name of the secret holding `site`'s member-token key: `MEMBER_SECRET_` and the site
+/// name upper-cased with `-` as `_` (`demo` → `MEMBER_SECRET_DEMO`).
+#[must_use]
+pub fn member_secret_name(site: &str) -> String {
+    format!("MEMBER_SECRET_{}", site.to_ascii_uppercase().replace('-', "_"))
 }
 
 /// The whole configuration.
@@ -22,6 +34,8 @@ pub struct Config {
     pub sites: BTreeMap<String, SiteConfig>,
     /// Engine tunables.
     pub engine: EngineConfig,
+    /// Abuse limits.
+    pub limits: LimitConfig,
 }
 
 /// A bad setting: which one, and why.
@@ -72,13 +86,16 @@ impl Config {
     /// (presence window, default 60), `HEARTBEAT_S` (default a quarter of the window, at
     /// most 15), `FLUSH_S` (least time between record writes, default 1), `LEASE_S` (how
     /// long a record vouches for its tabs, default 300), `REFRESH_MS` (how long a merged
-    /// view is reused, default 1000).
+    /// view is reused, default 1000), `RATE_IP_PER_MIN` (API requests per IP per minute,
+    /// default 600), `RATE_VISITOR_PER_MIN` (heartbeats per visitor per minute, default
+    /// 120), `NEW_VISITORS_PER_IP_PER_MIN` (distinct visitors one IP may bring per minute,
+    /// default 60), and per site the secret `MEMBER_SECRET_<SITE>` (at least 32 bytes).
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first bad setting.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let raw_sites = get("SITES").ok_or_else(|| bad("SITES", "is missing"))?;
-        let sites: BTreeMap<String, SiteConfig> = serde_json::from_str(&raw_sites).map_err(|e| {
+        let mut sites: BTreeMap<String, SiteConfig> = serde_json::from_str(&raw_sites).map_err(|e| {
             bad(
                 "SITES",
                 format!("must be JSON like {{\"demo\":{{\"origins\":[\"https://example.com\"]}}}}: {e}"),
@@ -87,7 +104,7 @@ impl Config {
         if sites.is_empty() {
             return Err(bad("SITES", "names no site"));
         }
-        for (name, site) in &sites {
+        for (name, site) in &mut sites {
             validate_site(name).map_err(|e| bad("SITES", format!("site {name:?}: {}", e.message())))?;
             for o in &site.origins {
                 let ok = (o.starts_with("https://") || o.starts_with("http://"))
@@ -100,7 +117,33 @@ impl Config {
                     ));
                 }
             }
+            if let Some(secret) = get(&member_secret_name(name)).filter(|s| !s.is_empty()) {
+                if secret.len() < 32 {
+                    return Err(bad(
+                        "MEMBER_SECRET_<SITE>",
+                        format!("{} must be at least 32 bytes", member_secret_name(name)),
+                    ));
+                }
+                site.member_secret = Some(secret);
+            }
         }
+        let dl = LimitConfig::default();
+        let count = |setting: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match get(setting).as_deref().map(str::trim) {
+                None | Some("") => Ok(default),
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(setting, format!("must be a positive whole number, got {v:?}"))),
+            }
+        };
+        let limits = LimitConfig {
+            ip_per_min: count("RATE_IP_PER_MIN", dl.ip_per_min)?,
+            visitor_per_min: count("RATE_VISITOR_PER_MIN", dl.visitor_per_min)?,
+            new_visitors_per_ip_per_min: count("NEW_VISITORS_PER_IP_PER_MIN", dl.new_visitors_per_ip_per_min)?,
+            ..dl
+        };
         let d = EngineConfig::default();
         let window_ms = parse_ms("WINDOW_S", get("WINDOW_S").as_deref(), d.window_ms, 1000)?;
         let scaled = EngineConfig::with_window(window_ms);
@@ -125,7 +168,11 @@ impl Config {
             };
             bad(setting, m)
         })?;
-        Ok(Self { sites, engine })
+        Ok(Self {
+            sites,
+            engine,
+            limits,
+        })
     }
 
     /// The site named `name`, if configured.
@@ -182,6 +229,9 @@ mod tests {
             (&[("SITES", SITES), ("HEARTBEAT_S", "90")], "HEARTBEAT_S"),
             (&[("SITES", SITES), ("FLUSH_S", "0.1")], "FLUSH_S"),
             (&[("SITES", SITES), ("LEASE_S", "5")], "LEASE_S"),
+            (&[("SITES", SITES), ("RATE_IP_PER_MIN", "0")], "RATE_IP_PER_MIN"),
+            (&[("SITES", SITES), ("NEW_VISITORS_PER_IP_PER_MIN", "x")], "NEW_VISITORS_PER_IP_PER_MIN"),
+            (&[("SITES", SITES), ("MEMBER_SECRET_DEMO", "short")], "MEMBER_SECRET_<SITE>"),
         ];
         for (pairs, setting) in cases {
             let e = cfg(pairs).expect_err("must fail");

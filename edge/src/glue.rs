@@ -1,10 +1,11 @@
 //! The Workers entry: converts `worker::Request` to [`HttpRequest`], runs the app, and
 //! converts the [`HttpResponse`] back. The app lives for the isolate's lifetime.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::Duration;
 
-use worker::{Context, Date, Env, Headers, Method, Request, Response, event};
+use worker::{Context, Date, Delay, Env, Headers, Method, Request, Response, event};
 
 use crate::app::{App, HttpRequest, HttpResponse};
 use crate::config::Config;
@@ -16,6 +17,28 @@ pub const KV_BINDING: &str = "PRESENCE";
 
 thread_local! {
     static APP: RefCell<Option<Rc<App>>> = const { RefCell::new(None) };
+    /// Whether a delayed flush is already scheduled in this isolate.
+    static FLUSH_SCHEDULED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Publishes changes that the write spacing held back, after the response, so that a
+/// leave shows elsewhere even if no other request reaches this isolate.
+fn schedule_flush(ctx: &Context, app: Rc<App>, kv: Kv) {
+    let now = Date::now().as_millis();
+    let Some(at) = app.service().with(|p| p.next_flush_at()) else {
+        return;
+    };
+    if FLUSH_SCHEDULED.with(Cell::get) {
+        return;
+    }
+    FLUSH_SCHEDULED.with(|f| f.set(true));
+    let wait = Duration::from_millis(at.saturating_sub(now) + 5);
+    ctx.wait_until(async move {
+        Delay::from(wait).await;
+        FLUSH_SCHEDULED.with(|f| f.set(false));
+        // A failure is retried by the next request; nothing to answer here.
+        let _ = app.service().flush(&kv, Date::now().as_millis()).await;
+    });
 }
 
 fn isolate_id() -> String {
@@ -31,9 +54,17 @@ fn app(env: &Env) -> Result<Rc<App>, Error> {
     if let Some(app) = APP.with(|a| a.borrow().clone()) {
         return Ok(app);
     }
-    let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
+    let config = Config::from_lookup(|name| {
+        env.var(name)
+            .ok()
+            .map(|v| v.to_string())
+            .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
+    })
         .map_err(|e| Error::new(ErrorKind::Internal, "bad_config", e.to_string()))?;
-    let app = Rc::new(App::new(config, &isolate_id()));
+    let mut seed = [0u8; 8];
+    let _ = getrandom::fill(&mut seed);
+    let seed = u64::from_le_bytes(seed) ^ Date::now().as_millis();
+    let app = Rc::new(App::new(config, &isolate_id(), seed));
     APP.with(|a| *a.borrow_mut() = Some(app.clone()));
     Ok(app)
 }
@@ -63,6 +94,7 @@ async fn to_http(mut req: Request) -> Result<HttpRequest, Error> {
         content_type: get("content-type"),
         content_length,
         body,
+        client_ip: get("cf-connecting-ip"),
     })
 }
 
@@ -79,19 +111,21 @@ fn to_response(r: HttpResponse) -> worker::Result<Response> {
     Ok(resp.with_status(r.status).with_headers(headers))
 }
 
-async fn handle(req: Request, env: &Env) -> Result<HttpResponse, Error> {
+async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<HttpResponse, Error> {
     let app = app(env)?;
-    let kv = env
-        .kv(KV_BINDING)
-        .map_err(|e| Error::new(ErrorKind::Internal, "bad_config", format!("KV binding {KV_BINDING}: {e}")))?;
+    let kv = Kv(env.kv(KV_BINDING).map_err(|e| {
+        Error::new(ErrorKind::Internal, "bad_config", format!("KV binding {KV_BINDING}: {e}"))
+    })?);
     let req = to_http(req).await?;
-    Ok(app.handle(&Kv(kv), Date::now().as_millis(), &req).await)
+    let resp = app.handle(&kv, Date::now().as_millis(), &req).await;
+    schedule_flush(ctx, app, kv);
+    Ok(resp)
 }
 
 /// The Workers fetch handler.
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    match handle(req, &env).await {
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    match handle(req, &env, &ctx).await {
         Ok(r) => to_response(r),
         Err(e) => to_response(HttpResponse::from_error(&e)),
     }

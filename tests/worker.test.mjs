@@ -1,0 +1,236 @@
+// The built worker inside real workerd (Miniflare): every endpoint, errors that record
+// nothing, CORS, two tabs = one person, leave and window expiry, persistence, KV writes.
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startWorker, visitor, body, post, count, until, mintToken, ORIGIN } from "./lib/miniflare.mjs";
+
+describe("edge worker in workerd", () => {
+  let mf;
+  before(async () => { mf = await startWorker({ vars: { WINDOW_S: "2" } }); });
+  after(async () => { await mf?.dispose(); });
+
+  test("GET /healthz is 200", async () => {
+    const r = await mf.dispatchFetch(`${ORIGIN}/healthz`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { ok: true });
+  });
+
+  test("two tabs of one visitor are one person; a second visitor makes two; a leave drops at once", async () => {
+    const a = visitor(), b = visitor();
+    let r = await post(mf, "/v1/heartbeat", body(a, "t1"));
+    assert.equal(r.status, 200);
+    const first = await r.json();
+    assert.equal(first.online, 1);
+    assert.equal(first.window_s, 2);
+    assert.ok(first.next_heartbeat_ms > 0 && first.next_heartbeat_ms < 2000);
+    r = await post(mf, "/v1/heartbeat", body(a, "t2", { page: "/about" }));
+    const two = await r.json();
+    assert.deepEqual([two.online, two.tabs], [1, 2]);
+    r = await post(mf, "/v1/heartbeat", body(b, "t3"));
+    assert.equal((await r.json()).online, 2);
+    const c = await count(mf, "&page=/about");
+    assert.deepEqual([c.online, c.tabs, c.guests, c.members, c.page], [2, 3, 2, 0, 1]);
+    r = await post(mf, "/v1/leave", body(b, "t3"));
+    assert.equal(r.status, 204);
+    const started = Date.now();
+    const after = await until(async () => (await count(mf)).online === 1, 1000);
+    assert.ok(after, "online back to 1 within 1 s of the leave");
+    assert.ok(Date.now() - started < 1000);
+    await post(mf, "/v1/leave", body(a, "t1"));
+    await post(mf, "/v1/leave", body(a, "t2"));
+    assert.equal((await count(mf)).online, 0);
+  });
+
+  test("idle tabs: a visitor whose only tab is hidden counts idle", async () => {
+    const v = visitor();
+    const r = await post(mf, "/v1/heartbeat", body(v, "t", { state: "idle" }));
+    assert.equal((await r.json()).idle, 1);
+    await post(mf, "/v1/leave", body(v, "t"));
+  });
+
+  test("a tab with no heartbeat for the window is gone", async () => {
+    const v = visitor();
+    await post(mf, "/v1/heartbeat", body(v, "t"));
+    assert.equal((await count(mf)).online, 1);
+    const gone = await until(async () => (await count(mf)).online === 0, 4000, 200);
+    assert.ok(gone, "expired within the 2 s window (+ slack)");
+  });
+
+  test("bad input: a clear error and nothing recorded", async () => {
+    const v = visitor();
+    const cases = [
+      [{ body: "{" }, 400, "invalid_json"],
+      [{ body: body("not-a-uuid", "t") }, 400, "invalid_visitor"],
+      [{ body: body(v, "") }, 400, "invalid_tab"],
+      [{ body: body(v, "t", { page: "nope" }) }, 400, "invalid_page"],
+      [{ body: body(v, "t", { state: "away" }) }, 400, "invalid_state"],
+      [{ body: body(v, "t", { site: "other" }) }, 403, "unknown_site"],
+      [{ body: body(v, "t"), headers: { origin: "https://evil.example" } }, 403, "origin_not_allowed"],
+      [{ body: body(v, "t"), headers: { "content-type": "application/x-www-form-urlencoded" } }, 415, "unsupported_media_type"],
+      [{ body: body(v, "t", { page: "/" + "a".repeat(5000) }) }, 413, "body_too_large"],
+    ];
+    for (const [req, status, code] of cases) {
+      const r = await post(mf, "/v1/heartbeat", req.body, req.headers ?? {});
+      assert.equal(r.status, status, code);
+      assert.equal((await r.json()).error.code, code);
+    }
+    let r = await mf.dispatchFetch(`${ORIGIN}/v1/heartbeat`);
+    assert.equal(r.status, 405);
+    r = await mf.dispatchFetch(`${ORIGIN}/v1/nope`);
+    assert.equal(r.status, 404);
+    assert.equal((await r.json()).error.code, "not_found");
+    assert.equal((await count(mf)).online, 0, "no error recorded a visitor");
+  });
+
+  test("CORS: allowed origins get headers and preflights; others do not", async () => {
+    let r = await mf.dispatchFetch(`${ORIGIN}/v1/heartbeat`, {
+      method: "OPTIONS",
+      headers: { origin: "http://localhost:8787", "access-control-request-method": "POST" },
+    });
+    assert.equal(r.status, 204);
+    assert.equal(r.headers.get("access-control-allow-origin"), "http://localhost:8787");
+    r = await mf.dispatchFetch(`${ORIGIN}/v1/heartbeat`, {
+      method: "OPTIONS",
+      headers: { origin: "https://evil.example", "access-control-request-method": "POST" },
+    });
+    assert.equal(r.status, 403);
+    assert.equal(r.headers.get("access-control-allow-origin"), null);
+  });
+});
+
+describe("members, online list, last seen, badge", () => {
+  let mf;
+  before(async () => { mf = await startWorker({ vars: { WINDOW_S: "60" } }); });
+  after(async () => { await mf?.dispose(); });
+  const nowS = () => Math.floor(Date.now() / 1000);
+
+  test("a valid member token counts the visitor as that member; /v1/online lists members only", async () => {
+    const m = visitor(), g = visitor();
+    const token = mintToken({ sub: "ada", name: "Ada Lovelace", exp: nowS() + 600, nbf: nowS() - 5 });
+    let r = await post(mf, "/v1/heartbeat", body(m, "t1", { member_token: token, page: "/docs" }));
+    assert.equal(r.status, 200);
+    r = await post(mf, "/v1/heartbeat", body(g, "t2"));
+    const c = await r.json();
+    assert.deepEqual([c.online, c.members, c.guests], [2, 1, 1]);
+    r = await mf.dispatchFetch(`${ORIGIN}/v1/online?site=demo`);
+    const online = await r.json();
+    assert.equal(online.members.length, 1);
+    assert.deepEqual([online.members[0].id, online.members[0].name, online.members[0].page], ["ada", "Ada Lovelace", "/docs"]);
+    assert.ok(online.members[0].since <= Date.now());
+    r = await mf.dispatchFetch(`${ORIGIN}/v1/last-seen?site=demo&member=ada`);
+    assert.equal((await r.json()).online, true);
+    await post(mf, "/v1/leave", body(m, "t1"));
+    await post(mf, "/v1/leave", body(g, "t2"));
+    const seen = await until(async () => {
+      const j = await (await mf.dispatchFetch(`${ORIGIN}/v1/last-seen?site=demo&member=ada`)).json();
+      return j.online === false && j.last_seen > 0 && j;
+    }, 3000);
+    assert.ok(seen, "last seen recorded on leave");
+    assert.ok(Math.abs(seen.last_seen - Date.now()) < 10_000);
+  });
+
+  test("bad tokens: expired, not yet valid, wrong key, alg none, other alg, tampered → 401, nothing recorded", async () => {
+    const v = visitor();
+    const good = mintToken({ sub: "ada", name: "Ada", exp: nowS() + 600 });
+    const [h, , s] = good.split(".");
+    const forged = Buffer.from(JSON.stringify({ sub: "root", name: "Root", exp: nowS() + 600 })).toString("base64url");
+    const tokens = {
+      expired: mintToken({ sub: "ada", name: "Ada", exp: nowS() - 10 }),
+      notYetValid: mintToken({ sub: "ada", name: "Ada", exp: nowS() + 600, nbf: nowS() + 300 }),
+      wrongKey: mintToken({ sub: "ada", name: "Ada", exp: nowS() + 600, secret: "another-secret-another-secret-000000" }),
+      algNone: mintToken({ sub: "ada", name: "Ada", exp: nowS() + 600, alg: "none" }),
+      hs512: mintToken({ sub: "ada", name: "Ada", exp: nowS() + 600, alg: "HS512" }),
+      tampered: `${h}.${forged}.${s}`,
+    };
+    const before = await count(mf);
+    for (const [name, token] of Object.entries(tokens)) {
+      const r = await post(mf, "/v1/heartbeat", body(v, "t", { member_token: token }));
+      assert.equal(r.status, 401, name);
+      assert.equal((await r.json()).error.code, "invalid_member_token", name);
+    }
+    assert.deepEqual((await count(mf)).online, before.online, "no token error recorded a visitor");
+  });
+
+  test("the badge is an SVG with the count and only digits from it", async () => {
+    const v = visitor();
+    await post(mf, "/v1/heartbeat", body(v, "t"));
+    const r = await mf.dispatchFetch(`${ORIGIN}/v1/badge.svg?site=demo&label=%3Cscript%3Ealert(1)%3C/script%3E`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get("content-type"), /^image\/svg\+xml/);
+    assert.match(r.headers.get("cache-control"), /max-age=5/);
+    const svg = await r.text();
+    const n = (await count(mf)).online;
+    assert.ok(svg.includes(`online: ${n}`));
+    assert.ok(!svg.includes("script"));
+    await post(mf, "/v1/leave", body(v, "t"));
+  });
+
+  test("one address can add at most the new-visitor cap; 429 carries Retry-After", async () => {
+    const local = await startWorker({ vars: { NEW_VISITORS_PER_IP_PER_MIN: "5" } });
+    try {
+      const statuses = [];
+      for (let i = 0; i < 20; i++) {
+        const r = await post(local, "/v1/heartbeat", body(visitor(), "t"), { "cf-connecting-ip": "198.51.100.7" });
+        statuses.push(r.status);
+        if (r.status === 429) assert.ok(Number(r.headers.get("retry-after")) > 0);
+      }
+      assert.equal(statuses.filter((s) => s === 200).length, 5);
+      assert.equal(statuses.filter((s) => s === 429).length, 15);
+      assert.equal((await count(local)).online, 5);
+      const other = await post(local, "/v1/heartbeat", body(visitor(), "t"), { "cf-connecting-ip": "198.51.100.8" });
+      assert.equal(other.status, 200);
+    } finally {
+      await local.dispose();
+    }
+  });
+});
+
+describe("KV use", () => {
+  test("steady heartbeats write nothing each; the record is rewritten only on change", async () => {
+    const mf = await startWorker({ vars: { WINDOW_S: "60" } });
+    try {
+      const kv = await mf.getKVNamespace("PRESENCE");
+      const v = visitor();
+      await post(mf, "/v1/heartbeat", body(v, "t"));
+      const meta = async () => (await kv.list({ prefix: "r:demo:" })).keys.map((k) => `${k.name}@${k.metadata}`);
+      const first = await until(async () => { const m = await meta(); return m.length === 1 && m; }, 3000);
+      assert.ok(first, "one record written after the join");
+      for (let i = 0; i < 20; i++) {
+        const r = await post(mf, "/v1/heartbeat", body(v, "t"));
+        assert.equal(r.status, 200);
+      }
+      await new Promise((r) => setTimeout(r, 1100));
+      await post(mf, "/v1/heartbeat", body(v, "t"));
+      assert.deepEqual(await meta(), first, "20 heartbeats later the record is unchanged");
+      await post(mf, "/v1/leave", body(v, "t"));
+      const rewritten = await until(async () => { const m = await meta(); return m[0] !== first[0] && m; }, 3000);
+      assert.ok(rewritten, "the leave rewrote the record");
+    } finally {
+      await mf.dispose();
+    }
+  });
+
+  test("presence survives a restart (KV persisted on disk)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "herenow-kv-"));
+    try {
+      let mf = await startWorker({ persist: dir });
+      const v = visitor();
+      await post(mf, "/v1/heartbeat", body(v, "t"));
+      const kv = await mf.getKVNamespace("PRESENCE");
+      assert.ok(await until(async () => (await kv.list({ prefix: "r:demo:" })).keys.length === 1, 3000));
+      await mf.dispose();
+      mf = await startWorker({ persist: dir });
+      try {
+        const c = await count(mf);
+        assert.equal(c.online, 1, "the new isolate sees the old isolate's visitor");
+      } finally {
+        await mf.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
