@@ -71,7 +71,7 @@ test-wasm:
 
 test-worker:
 	@echo "==> suite: the built worker in workerd (Miniflare)"
-	@node --test --test-reporter=spec tests/worker.test.mjs
+	@node --test --test-reporter=spec tests/worker.test.mjs tests/faults.test.mjs tests/locations.test.mjs
 
 test-deploy:
 	@echo "==> suite: wrangler deploy --dry-run (the deploy bundle builds, no network)"

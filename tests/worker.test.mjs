@@ -189,6 +189,30 @@ describe("members, online list, last seen, badge", () => {
 });
 
 describe("KV use", () => {
+  test("KV operations, counted at the binding: no write per heartbeat, no read per count", async () => {
+    const mf = await startWorker({ faults: true, vars: { WINDOW_S: "60" } });
+    try {
+      const ids = Array.from({ length: 10 }, () => visitor());
+      for (const v of ids) assert.equal((await post(mf, "/v1/heartbeat", body(v, "t"))).status, 200);
+      const before = { ...mf.kvOps };
+      // 200 steady heartbeats and 200 counts within one second.
+      for (let i = 0; i < 200; i++) {
+        await post(mf, "/v1/heartbeat", body(ids[i % ids.length], "t"));
+        await count(mf);
+      }
+      const d = Object.fromEntries(Object.keys(before).map((k) => [k, mf.kvOps[k] - before[k]]));
+      // Joins publish once (and may coalesce into one more write); steady beats publish nothing.
+      assert.ok(d.put <= 2, `puts during 200 steady heartbeats: ${d.put}`);
+      // Counts reuse the merged view (refreshed at most once a second, with no read of this
+      // isolate's own record): a few lists, not one per request.
+      const elapsedS = 1 + 200 * 0.02;
+      assert.ok(d.list <= Math.ceil(elapsedS) + 2, `lists for 400 requests: ${d.list}`);
+      assert.ok(d.get <= 1, `gets: ${d.get}`);
+    } finally {
+      await mf.dispose();
+    }
+  });
+
   test("steady heartbeats write nothing each; the record is rewritten only on change", async () => {
     const mf = await startWorker({ vars: { WINDOW_S: "60" } });
     try {

@@ -9,7 +9,9 @@ use std::cell::{Cell, RefCell};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::engine::{LastSeen, Member, OnlineMember, Presence, Write, last_seen_key, record_prefix};
+use crate::engine::{
+    LastSeen, Member, OnlineMember, Presence, Write, last_seen_key, record_prefix,
+};
 use crate::protocol::{Beat, BeatResponse, Count};
 use crate::store::Store;
 
@@ -48,8 +50,13 @@ impl Service {
 
     /// Records a heartbeat and answers with the site's count and the next interval.
     ///
+    /// The view of other isolates is refreshed *before* anything is recorded, so a store
+    /// that cannot be read fails the heartbeat with nothing recorded. A failed write does
+    /// not fail it: the heartbeat is counted here and the engine publishes it with its next
+    /// flush.
+    ///
     /// # Errors
-    /// 503 when the store fails (the heartbeat stays recorded in this isolate).
+    /// 503 when the store cannot be read.
     pub async fn heartbeat<S: Store>(
         &self,
         store: &S,
@@ -57,23 +64,27 @@ impl Service {
         beat: &Beat,
         member: Option<Member>,
     ) -> Result<BeatResponse, Error> {
+        self.refresh(store, now, &beat.site).await?;
         self.with(|p| p.heartbeat(now, beat, member));
-        self.flush(store, now).await?;
-        let count = self.count(store, now, &beat.site, Some(&beat.page)).await?;
-        let next_heartbeat_ms = self.with(|p| p.config().heartbeat_ms);
+        // A failed write is retried by the engine at its next flush.
+        let _ = self.flush(store, now).await;
+        let (count, next_heartbeat_ms) = self.with(|p| {
+            (
+                p.count(now, &beat.site, Some(&beat.page)),
+                p.config().heartbeat_ms,
+            )
+        });
         Ok(BeatResponse {
             count,
             next_heartbeat_ms,
         })
     }
 
-    /// Records a leave.
-    ///
-    /// # Errors
-    /// 503 when the store fails.
-    pub async fn leave<S: Store>(&self, store: &S, now: u64, beat: &Beat) -> Result<(), Error> {
+    /// Records a leave and publishes it. A failed write is retried at the next flush (and
+    /// the tab would time out anyway), so a leave never fails on the store.
+    pub async fn leave<S: Store>(&self, store: &S, now: u64, beat: &Beat) {
         self.with(|p| p.leave(now, beat));
-        self.flush(store, now).await
+        let _ = self.flush(store, now).await;
     }
 
     /// The count of `site` (and `page`), refreshing the view of other isolates if stale.
@@ -101,6 +112,7 @@ impl Service {
         now: u64,
         site: &str,
     ) -> Result<Vec<OnlineMember>, Error> {
+        self.with(|p| p.want_members(now, site));
         self.refresh(store, now, site).await?;
         Ok(self.with(|p| p.online_members(now, site)))
     }
@@ -116,6 +128,7 @@ impl Service {
         site: &str,
         member: &str,
     ) -> Result<LastSeenResponse, Error> {
+        self.with(|p| p.want_members(now, site));
         self.refresh(store, now, site).await?;
         if let Some(at) = self.with(|p| p.member_last_seen(now, site, member)) {
             return Ok(LastSeenResponse {

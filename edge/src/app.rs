@@ -7,9 +7,9 @@ use std::cell::RefCell;
 use herenow_core::engine::{Member, Presence};
 use herenow_core::limits::Limiter;
 use herenow_core::protocol::{MAX_BODY_BYTES, normalize_page, parse_beat, validate_site};
-use herenow_core::token;
 use herenow_core::service::Service;
 use herenow_core::store::Store;
+use herenow_core::token;
 use herenow_core::{Error, ErrorKind};
 
 use crate::config::Config;
@@ -195,7 +195,12 @@ impl App {
         resp
     }
 
-    async fn route<S: Store>(&self, store: &S, now: u64, req: &HttpRequest) -> Result<HttpResponse, Error> {
+    async fn route<S: Store>(
+        &self,
+        store: &S,
+        now: u64,
+        req: &HttpRequest,
+    ) -> Result<HttpResponse, Error> {
         let method = req.method.as_str();
         if req.path.starts_with("/v1/") && method != "OPTIONS" {
             self.limiter
@@ -253,8 +258,17 @@ impl App {
         Ok(())
     }
 
-    async fn post_beat<S: Store>(&self, store: &S, now: u64, req: &HttpRequest) -> Result<HttpResponse, Error> {
-        if req.content_length.is_some_and(|n| n > MAX_BODY_BYTES as u64) || req.body.len() > MAX_BODY_BYTES {
+    async fn post_beat<S: Store>(
+        &self,
+        store: &S,
+        now: u64,
+        req: &HttpRequest,
+    ) -> Result<HttpResponse, Error> {
+        if req
+            .content_length
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+            || req.body.len() > MAX_BODY_BYTES
+        {
             return Err(Error::new(
                 ErrorKind::PayloadTooLarge,
                 "body_too_large",
@@ -276,7 +290,7 @@ impl App {
         let beat = parse_beat(&req.body)?;
         self.check_site(&beat.site, req.origin.as_deref())?;
         if req.path == "/v1/leave" {
-            self.service.leave(store, now, &beat).await?;
+            self.service.leave(store, now, &beat).await;
             return Ok(HttpResponse::new(204));
         }
         let member = self.member(&beat.site, beat.member_token.as_deref(), now)?;
@@ -306,25 +320,39 @@ impl App {
         token::verify(token, secret.as_bytes(), now).map(Some)
     }
 
-    async fn get<S: Store>(&self, store: &S, now: u64, req: &HttpRequest) -> Result<HttpResponse, Error> {
-        let site = query_param(&req.query, "site")
-            .ok_or_else(|| Error::bad_request("invalid_site", "query parameter site is required"))?;
+    async fn get<S: Store>(
+        &self,
+        store: &S,
+        now: u64,
+        req: &HttpRequest,
+    ) -> Result<HttpResponse, Error> {
+        let site = query_param(&req.query, "site").ok_or_else(|| {
+            Error::bad_request("invalid_site", "query parameter site is required")
+        })?;
         self.check_site(&site, None)?;
-        let internal = |e: serde_json::Error| Error::new(ErrorKind::Internal, "internal", e.to_string());
+        let internal =
+            |e: serde_json::Error| Error::new(ErrorKind::Internal, "internal", e.to_string());
         match req.path.as_str() {
             "/v1/online" => {
                 let members = self.service.online(store, now, &site).await?;
-                let body = serde_json::to_string(&serde_json::json!({ "members": members })).map_err(internal)?;
+                let body = serde_json::to_string(&serde_json::json!({ "members": members }))
+                    .map_err(internal)?;
                 Ok(HttpResponse::json(200, body))
             }
             "/v1/last-seen" => {
                 let member = query_param(&req.query, "member")
                     .filter(|m| token::is_member_id(m))
                     .ok_or_else(|| {
-                        Error::bad_request("invalid_member", "query parameter member must be 1-128 bytes")
+                        Error::bad_request(
+                            "invalid_member",
+                            "query parameter member must be 1-128 bytes",
+                        )
                     })?;
                 let seen = self.service.last_seen(store, now, &site, &member).await?;
-                Ok(HttpResponse::json(200, serde_json::to_string(&seen).map_err(internal)?))
+                Ok(HttpResponse::json(
+                    200,
+                    serde_json::to_string(&seen).map_err(internal)?,
+                ))
             }
             "/v1/badge.svg" => {
                 let count = self.service.count(store, now, &site, None).await?;
@@ -335,9 +363,17 @@ impl App {
                     .with_body(badge_svg(count.online).into_bytes()))
             }
             _ => {
-                let page = query_param(&req.query, "page").map(|p| normalize_page(&p)).transpose()?;
-                let count = self.service.count(store, now, &site, page.as_deref()).await?;
-                Ok(HttpResponse::json(200, serde_json::to_string(&count).map_err(internal)?))
+                let page = query_param(&req.query, "page")
+                    .map(|p| normalize_page(&p))
+                    .transpose()?;
+                let count = self
+                    .service
+                    .count(store, now, &site, page.as_deref())
+                    .await?;
+                Ok(HttpResponse::json(
+                    200,
+                    serde_json::to_string(&count).map_err(internal)?,
+                ))
             }
         }
     }
@@ -372,8 +408,10 @@ mod tests {
 
     fn app_with(extra: &[(&str, &str)]) -> App {
         let sites = format!(r#"{{"demo":{{"origins":["{ORIGIN}"]}}}}"#);
-        let extra: Vec<(String, String)> =
-            extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let config = Config::from_lookup(|k| match k {
             "SITES" => Some(sites.clone()),
             "MEMBER_SECRET_DEMO" => Some(SECRET.to_owned()),
@@ -423,7 +461,10 @@ mod tests {
         let run = |r: HttpRequest| block_on_ready(app.handle(&store, clock.now_ms(), &r));
         assert_eq!(run(post("/v1/heartbeat", &beat(V1, "a"))).status, 200);
         let r = run(post("/v1/heartbeat", &beat(V1, "b")));
-        assert_eq!((json(&r)["online"].clone(), json(&r)["tabs"].clone()), (1.into(), 2.into()));
+        assert_eq!(
+            (json(&r)["online"].clone(), json(&r)["tabs"].clone()),
+            (1.into(), 2.into())
+        );
         assert_eq!(r.header_value("access-control-allow-origin"), Some(ORIGIN));
         let r = run(post("/v1/heartbeat", &beat(V2, "c")));
         assert_eq!(json(&r)["online"], 2);
@@ -446,11 +487,23 @@ mod tests {
         evil.origin = Some("http://evil.example".into());
         let cases = [
             (post("/v1/heartbeat", "{"), 400, "invalid_json"),
-            (post("/v1/heartbeat", &beat("nope", "a")), 400, "invalid_visitor"),
-            (post("/v1/heartbeat", &beat(V1, "a").replace("demo", "other")), 403, "unknown_site"),
+            (
+                post("/v1/heartbeat", &beat("nope", "a")),
+                400,
+                "invalid_visitor",
+            ),
+            (
+                post("/v1/heartbeat", &beat(V1, "a").replace("demo", "other")),
+                403,
+                "unknown_site",
+            ),
             (evil, 403, "origin_not_allowed"),
             (wrong_type, 415, "unsupported_media_type"),
-            (post("/v1/heartbeat", &" ".repeat(5000)), 413, "body_too_large"),
+            (
+                post("/v1/heartbeat", &" ".repeat(5000)),
+                413,
+                "body_too_large",
+            ),
             (get("/v1/heartbeat", ""), 405, "method_not_allowed"),
             (get("/nope", ""), 404, "not_found"),
             (get("/v1/count", ""), 400, "invalid_site"),
@@ -471,13 +524,20 @@ mod tests {
         let store = MemoryStore::new(clock.clone());
         let app = app();
         for i in 0..100 {
-            let r = block_on_ready(app.handle(&store, clock.now_ms(), &post("/v1/heartbeat", &beat(V1, "a"))));
+            let r = block_on_ready(app.handle(
+                &store,
+                clock.now_ms(),
+                &post("/v1/heartbeat", &beat(V1, "a")),
+            ));
             assert_eq!(r.status, 200, "beat {i}");
             clock.advance(15_000);
         }
         // 25 minutes of heartbeats: one join, then only lease renewals (every ~200 s).
         let writes = store.ops().writes;
-        assert!(writes <= 1 + 25 * 60 / 200 + 1, "{writes} writes for 100 heartbeats");
+        assert!(
+            writes <= 1 + 25 * 60 / 200 + 1,
+            "{writes} writes for 100 heartbeats"
+        );
     }
 
     #[test]
@@ -485,9 +545,22 @@ mod tests {
         let clock = ManualClock::new(1_000_000);
         let store = MemoryStore::new(clock.clone());
         store.set_failing(true);
-        let r = block_on_ready(app().handle(&store, clock.now_ms(), &post("/v1/heartbeat", &beat(V1, "a"))));
+        let app = app();
+        let r = block_on_ready(app.handle(
+            &store,
+            clock.now_ms(),
+            &post("/v1/heartbeat", &beat(V1, "a")),
+        ));
         assert_eq!(r.status, 503);
         assert!(r.header_value("retry-after").is_some());
+        assert_eq!(json(&r)["error"]["code"], "store_unavailable");
+        store.set_failing(false);
+        let r = block_on_ready(app.handle(&store, clock.now_ms(), &get("/v1/count", "site=demo")));
+        assert_eq!(
+            json(&r)["online"],
+            0,
+            "the failed heartbeat recorded nothing"
+        );
     }
 
     #[test]
@@ -504,7 +577,10 @@ mod tests {
         let r = block_on_ready(app.handle(&store, 0, &pre));
         assert_eq!(r.status, 403);
         assert_eq!(r.header_value("access-control-allow-origin"), None);
-        assert_eq!(query_param("site=de%6Do&page=%2Fa%20b", "page").as_deref(), Some("/a b"));
+        assert_eq!(
+            query_param("site=de%6Do&page=%2Fa%20b", "page").as_deref(),
+            Some("/a b")
+        );
         assert_eq!(query_param("site=%zz", "site"), None);
     }
 
@@ -516,9 +592,14 @@ mod tests {
         let run = |r: HttpRequest| block_on_ready(app.handle(&store, clock.now_ms(), &r));
         let now_s = clock.now_ms() / 1000;
         let tok = token::mint(SECRET.as_bytes(), "ada", "Ada <L>", now_s + 600, None);
-        let with_tok = format!(r#"{{"site":"demo","visitor":"{V1}","tab":"a","page":"/x","member_token":"{tok}"}}"#);
+        let with_tok = format!(
+            r#"{{"site":"demo","visitor":"{V1}","tab":"a","page":"/x","member_token":"{tok}"}}"#
+        );
         let r = run(post("/v1/heartbeat", &with_tok));
-        assert_eq!((json(&r)["members"].clone(), json(&r)["guests"].clone()), (1.into(), 0.into()));
+        assert_eq!(
+            (json(&r)["members"].clone(), json(&r)["guests"].clone()),
+            (1.into(), 0.into())
+        );
         run(post("/v1/heartbeat", &beat(V2, "b")));
         let online = json(&run(get("/v1/online", "site=demo")));
         assert_eq!(online["members"].as_array().map(Vec::len), Some(1));
@@ -534,7 +615,11 @@ mod tests {
         assert_eq!(seen["last_seen"], clock.now_ms());
         // A fresh isolate (restart) reads last-seen from the store.
         let fresh = app_with(&[]);
-        let seen = json(&block_on_ready(fresh.handle(&store, clock.now_ms(), &get("/v1/last-seen", "site=demo&member=ada"))));
+        let seen = json(&block_on_ready(fresh.handle(
+            &store,
+            clock.now_ms(),
+            &get("/v1/last-seen", "site=demo&member=ada"),
+        )));
         assert_eq!(seen["last_seen"], clock.now_ms());
         let never = json(&run(get("/v1/last-seen", "site=demo&member=bob")));
         assert_eq!(never["last_seen"], serde_json::Value::Null);
@@ -549,10 +634,17 @@ mod tests {
         let now_s = clock.now_ms() / 1000;
         for tok in [
             token::mint(SECRET.as_bytes(), "ada", "Ada", now_s - 1, None),
-            token::mint(b"wrong-key-wrong-key-wrong-key-12", "ada", "Ada", now_s + 60, None),
+            token::mint(
+                b"wrong-key-wrong-key-wrong-key-12",
+                "ada",
+                "Ada",
+                now_s + 60,
+                None,
+            ),
             "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZGEiLCJleHAiOjk5OTk5OTk5OTl9.".to_owned(),
         ] {
-            let b = format!(r#"{{"site":"demo","visitor":"{V1}","tab":"a","member_token":"{tok}"}}"#);
+            let b =
+                format!(r#"{{"site":"demo","visitor":"{V1}","tab":"a","member_token":"{tok}"}}"#);
             let r = block_on_ready(app.handle(&store, clock.now_ms(), &post("/v1/heartbeat", &b)));
             assert_eq!(r.status, 401);
             assert_eq!(json(&r)["error"]["code"], "invalid_member_token");
@@ -566,9 +658,16 @@ mod tests {
         let store = MemoryStore::new(ManualClock::new(1_000_000));
         let app = app();
         block_on_ready(app.handle(&store, 1_000_000, &post("/v1/heartbeat", &beat(V1, "a"))));
-        let r = block_on_ready(app.handle(&store, 1_000_000, &get("/v1/badge.svg", "site=demo&x=%3Cscript%3E")));
+        let r = block_on_ready(app.handle(
+            &store,
+            1_000_000,
+            &get("/v1/badge.svg", "site=demo&x=%3Cscript%3E"),
+        ));
         assert_eq!(r.status, 200);
-        assert_eq!(r.header_value("content-type"), Some("image/svg+xml; charset=utf-8"));
+        assert_eq!(
+            r.header_value("content-type"),
+            Some("image/svg+xml; charset=utf-8")
+        );
         let svg = String::from_utf8(r.body).expect("utf8");
         assert!(svg.contains(">1</text>"));
         assert!(!svg.contains("script"));

@@ -11,12 +11,40 @@ export const ORIGIN = "http://127.0.0.1:8787";
 export const SITES = JSON.stringify({ demo: { origins: [ORIGIN, "http://localhost:8787"] } });
 export const MEMBER_SECRET = "test-secret-test-secret-test-secret-0123";
 
-/** Starts the worker; `vars` override wrangler.toml-like settings; `persist` is a KV dir. */
-export async function startWorker({ vars = {}, persist = false } = {}) {
+// A KV binding that forwards to a real (local) KV namespace, reports every operation to
+// Node (for accounting) and fails or delays on command: each operation asks Node for the
+// current fault mode ("ok", "fail", "delay:<ms>"). It runs inside workerd as a wrapped
+// binding, so the worker sees a binding that behaves like KV, or like KV under an outage.
+const FAULTY_KV = `
+async function gate(env, op) {
+  const m = await (await env.CONTROL.fetch("http://control/" + op)).text();
+  if (m === "fail") throw new Error("injected KV failure");
+  if (m.startsWith("delay:")) await new Promise((r) => setTimeout(r, Number(m.slice(6))));
+}
+export default function (env) {
+  const kv = env.REAL;
+  return {
+    async get(key, opts) { await gate(env, "get"); return kv.get(key, opts); },
+    async getWithMetadata(key, opts) { await gate(env, "getWithMetadata"); return kv.getWithMetadata(key, opts); },
+    async put(key, value, opts) { await gate(env, "put"); return kv.put(key, value, opts); },
+    async delete(key) { await gate(env, "delete"); return kv.delete(key); },
+    async list(opts) { await gate(env, "list"); return kv.list(opts); },
+  };
+}`;
+
+/**
+ * Starts the worker; `vars` override wrangler.toml-like settings; `persist` is a KV dir.
+ * With `faults: true` the PRESENCE binding is the instrumented wrapper above: set its mode
+ * with `mf.setFault("fail" | "ok" | "delay:300")`; `mf.kvOps` counts operations by kind.
+ */
+export async function startWorker({ vars = {}, persist = false, faults = false } = {}) {
   if (!existsSync(join(BUILD, "index.js"))) {
     throw new Error(`no built worker at ${BUILD}: run \`make build\` first`);
   }
-  const mf = new Miniflare({
+  let fault = "ok";
+  const kvOps = { get: 0, getWithMetadata: 0, put: 0, delete: 0, list: 0 };
+  const edge = {
+    name: "herenow",
     modules: true,
     scriptPath: join(BUILD, "index.js"),
     modulesRoot: BUILD,
@@ -25,11 +53,33 @@ export async function startWorker({ vars = {}, persist = false } = {}) {
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
     compatibilityDate: "2026-04-01",
-    kvNamespaces: ["PRESENCE"],
-    kvPersist: persist,
     bindings: { SITES, WINDOW_S: "60", MEMBER_SECRET_DEMO: MEMBER_SECRET, ...vars },
-  });
+  };
+  const options = faults
+    ? {
+        kvPersist: persist,
+        workers: [
+          { ...edge, wrappedBindings: { PRESENCE: { scriptName: "faulty-kv" } } },
+          {
+            name: "faulty-kv",
+            modules: true,
+            script: FAULTY_KV,
+            kvNamespaces: { REAL: "presence" },
+            serviceBindings: {
+              CONTROL: (req) => {
+                const op = new URL(req.url).pathname.slice(1);
+                if (op in kvOps) kvOps[op] += 1;
+                return new Response(fault);
+              },
+            },
+          },
+        ],
+      }
+    : { ...edge, kvNamespaces: ["PRESENCE"], kvPersist: persist };
+  const mf = new Miniflare(options);
   await mf.ready;
+  mf.setFault = (mode) => { fault = mode; };
+  mf.kvOps = kvOps;
   return mf;
 }
 

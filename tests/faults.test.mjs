@@ -1,0 +1,67 @@
+// Store faults inside workerd: the PRESENCE binding is wrapped to fail or delay on command.
+// The edge answers 503 with Retry-After (never a crash), and converges once KV is back.
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startWorker, visitor, body, post, until, ORIGIN } from "./lib/miniflare.mjs";
+
+describe("KV faults", () => {
+  let mf;
+  before(async () => { mf = await startWorker({ faults: true, vars: { WINDOW_S: "3" } }); });
+  after(async () => { await mf?.dispose(); });
+
+  const countStatus = async () => {
+    const r = await mf.dispatchFetch(`${ORIGIN}/v1/count?site=demo`);
+    return { status: r.status, retry: r.headers.get("retry-after"), json: await r.json() };
+  };
+
+  test("a failing store gives 503 with Retry-After on every API route, and the worker keeps serving", async () => {
+    const a = visitor();
+    assert.equal((await post(mf, "/v1/heartbeat", body(a, "t"))).status, 200);
+    mf.setFault("fail");
+    // Wait out the merged-view cache so the next count must read KV.
+    await new Promise((r) => setTimeout(r, 1100));
+    const hb = await post(mf, "/v1/heartbeat", body(visitor(), "t"));
+    assert.equal(hb.status, 503);
+    assert.ok(Number(hb.headers.get("retry-after")) > 0);
+    assert.equal((await hb.json()).error.code, "store_unavailable");
+    const c = await countStatus();
+    assert.equal(c.status, 503);
+    assert.ok(Number(c.retry) > 0);
+    const health = await mf.dispatchFetch(`${ORIGIN}/healthz`);
+    assert.equal(health.status, 200, "the isolate survived");
+    mf.setFault("ok");
+    await post(mf, "/v1/leave", body(a, "t"));
+  });
+
+  test("once the fault clears, the count converges within one window", async () => {
+    mf.setFault("fail");
+    const v = [visitor(), visitor(), visitor()];
+    for (const id of v) await post(mf, "/v1/heartbeat", body(id, "t"));
+    mf.setFault("ok");
+    const cleared = Date.now();
+    // Keep the three visitors heartbeating, as clients backing off would, until it converges.
+    const ok = await until(async () => {
+      for (const id of v) await post(mf, "/v1/heartbeat", body(id, "t"));
+      const c = await countStatus();
+      return c.status === 200 && c.json.online === 3;
+    }, 3000, 250);
+    assert.ok(ok, "count is 3 again");
+    assert.ok(Date.now() - cleared <= 3000 + 500, "within one window");
+    for (const id of v) await post(mf, "/v1/leave", body(id, "t"));
+  });
+
+  test("a slow store delays answers but loses nothing", async () => {
+    const id = visitor();
+    // Let the merged view go stale so this heartbeat must list KV through the slow store.
+    await new Promise((r) => setTimeout(r, 1100));
+    mf.setFault("delay:300");
+    const t0 = Date.now();
+    const r = await post(mf, "/v1/heartbeat", body(id, "t"));
+    const took = Date.now() - t0;
+    mf.setFault("ok");
+    assert.equal(r.status, 200);
+    assert.equal((await r.json()).online, 1);
+    assert.ok(took >= 300, `the heartbeat waited for the slow store (${took} ms)`);
+    await post(mf, "/v1/leave", body(id, "t"));
+  });
+});
