@@ -258,3 +258,28 @@ describe("KV use", () => {
     }
   });
 });
+
+describe("oversized bodies", () => {
+  test("a chunked body with no length is cut off and answered 413, recording nothing", async () => {
+    const mf = await startWorker();
+    try {
+      const big = new ReadableStream({
+        start(c) {
+          for (let i = 0; i < 64; i++) c.enqueue(new TextEncoder().encode("x".repeat(1024)));
+          c.close();
+        },
+      });
+      const r = await mf.dispatchFetch(`${ORIGIN}/v1/heartbeat`, {
+        method: "POST",
+        headers: { "content-type": "text/plain", origin: ORIGIN },
+        body: big,
+        duplex: "half",
+      });
+      assert.equal(r.status, 413);
+      assert.equal((await r.json()).error.code, "body_too_large");
+      assert.equal((await count(mf)).online, 0);
+    } finally {
+      await mf.dispose();
+    }
+  });
+});

@@ -80,7 +80,8 @@ impl Error {
     /// A 503 error: the store failed; clients should retry after `retry_after_s`.
     #[must_use]
     pub fn unavailable(message: impl Into<String>, retry_after_s: u32) -> Self {
-        Self::new(ErrorKind::Unavailable, "store_unavailable", message).with_retry_after(retry_after_s)
+        Self::new(ErrorKind::Unavailable, "store_unavailable", message)
+            .with_retry_after(retry_after_s)
     }
 
     /// The same error, telling clients to wait `seconds` before retrying.
@@ -130,7 +131,13 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.kind.status(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.kind.status(),
+            self.message
+        )
     }
 }
 

@@ -182,13 +182,17 @@ mod tests {
         let mut l = limiter();
         let mut accepted = 0;
         for i in 0..50 {
-            if l.heartbeat(1_000, Some("1.2.3.4"), &format!("v{i}")).is_ok() {
+            if l.heartbeat(1_000, Some("1.2.3.4"), &format!("v{i}"))
+                .is_ok()
+            {
                 accepted += 1;
             }
         }
         assert_eq!(accepted, 3);
-        l.heartbeat(1_000, Some("1.2.3.4"), "v0").expect("a known visitor still beats");
-        l.heartbeat(1_000, Some("9.9.9.9"), "v40").expect("other addresses unaffected");
+        l.heartbeat(1_000, Some("1.2.3.4"), "v0")
+            .expect("a known visitor still beats");
+        l.heartbeat(1_000, Some("9.9.9.9"), "v40")
+            .expect("other addresses unaffected");
     }
 
     #[test]
@@ -197,15 +201,25 @@ mod tests {
         for _ in 0..5 {
             l.heartbeat(0, None, "v").expect("under");
         }
-        assert_eq!(l.heartbeat(0, None, "v").expect_err("over").code(), "rate_limited");
+        assert_eq!(
+            l.heartbeat(0, None, "v").expect_err("over").code(),
+            "rate_limited"
+        );
     }
 
     #[test]
     fn fails_closed_when_tracking_is_full() {
-        let mut l = Limiter::new(LimitConfig { max_tracked: 2, ..LimitConfig::default() }, 1);
+        let mut l = Limiter::new(
+            LimitConfig {
+                max_tracked: 2,
+                ..LimitConfig::default()
+            },
+            1,
+        );
         l.request(0, Some("a")).expect("1");
         l.request(0, Some("b")).expect("2");
         assert!(l.request(0, Some("c")).is_err());
-        l.request(0, Some("a")).expect("tracked addresses still pass");
+        l.request(0, Some("a"))
+            .expect("tracked addresses still pass");
     }
 }

@@ -334,17 +334,50 @@ mod tests {
     #[test]
     fn rejects_each_bad_field_with_its_code() {
         let cases = [
-            (serde_json::json!({"site": "de mo", "visitor": V, "tab": "t"}), "invalid_site"),
-            (serde_json::json!({"visitor": V, "tab": "t"}), "invalid_site"),
-            (serde_json::json!({"site": "demo", "visitor": V.to_uppercase(), "tab": "t"}), "invalid_visitor"),
-            (serde_json::json!({"site": "demo", "visitor": "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "tab": "t"}), "invalid_visitor"),
-            (serde_json::json!({"site": "demo", "visitor": V, "tab": ""}), "invalid_tab"),
-            (serde_json::json!({"site": "demo", "visitor": V, "tab": "x".repeat(65)}), "invalid_tab"),
-            (serde_json::json!({"site": "demo", "visitor": V, "tab": "t", "page": "a"}), "invalid_page"),
-            (serde_json::json!({"site": "demo", "visitor": V, "tab": "t", "page": "/a\nb"}), "invalid_page"),
-            (serde_json::json!({"site": "demo", "visitor": V, "tab": "t", "page": format!("/{}", "a".repeat(512))}), "invalid_page"),
-            (serde_json::json!({"site": "demo", "visitor": V, "tab": "t", "state": "gone"}), "invalid_state"),
-            (serde_json::json!({"site": "demo", "visitor": V, "tab": 5}), "invalid_json"),
+            (
+                serde_json::json!({"site": "de mo", "visitor": V, "tab": "t"}),
+                "invalid_site",
+            ),
+            (
+                serde_json::json!({"visitor": V, "tab": "t"}),
+                "invalid_site",
+            ),
+            (
+                serde_json::json!({"site": "demo", "visitor": V.to_uppercase(), "tab": "t"}),
+                "invalid_visitor",
+            ),
+            (
+                serde_json::json!({"site": "demo", "visitor": "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "tab": "t"}),
+                "invalid_visitor",
+            ),
+            (
+                serde_json::json!({"site": "demo", "visitor": V, "tab": ""}),
+                "invalid_tab",
+            ),
+            (
+                serde_json::json!({"site": "demo", "visitor": V, "tab": "x".repeat(65)}),
+                "invalid_tab",
+            ),
+            (
+                serde_json::json!({"site": "demo", "visitor": V, "tab": "t", "page": "a"}),
+                "invalid_page",
+            ),
+            (
+                serde_json::json!({"site": "demo", "visitor": V, "tab": "t", "page": "/a\nb"}),
+                "invalid_page",
+            ),
+            (
+                serde_json::json!({"site": "demo", "visitor": V, "tab": "t", "page": format!("/{}", "a".repeat(512))}),
+                "invalid_page",
+            ),
+            (
+                serde_json::json!({"site": "demo", "visitor": V, "tab": "t", "state": "gone"}),
+                "invalid_state",
+            ),
+            (
+                serde_json::json!({"site": "demo", "visitor": V, "tab": 5}),
+                "invalid_json",
+            ),
             (serde_json::json!([1, 2]), "invalid_json"),
         ];
         for (json, code) in cases {
@@ -376,12 +409,19 @@ mod tests {
             online: 2,
             tabs: 3,
             guests: 2,
-            pages: vec![PageCount { page: "/".into(), online: 2 }],
+            pages: vec![PageCount {
+                page: "/".into(),
+                online: 2,
+            }],
             window_s: 60,
             as_of: 1,
             ..Count::default()
         };
-        let v = serde_json::to_value(BeatResponse { count: c, next_heartbeat_ms: 15_000 }).expect("json");
+        let v = serde_json::to_value(BeatResponse {
+            count: c,
+            next_heartbeat_ms: 15_000,
+        })
+        .expect("json");
         assert_eq!(v["online"], 2);
         assert_eq!(v["next_heartbeat_ms"], 15_000);
         assert!(v.get("page").is_none());

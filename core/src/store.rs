@@ -206,7 +206,10 @@ impl Store for MemoryStore {
                 "expiration_ttl {ttl_s} is below KV's minimum of {MIN_TTL_S}"
             )));
         }
-        if metadata.as_ref().is_some_and(|m| m.len() > MAX_METADATA_BYTES) {
+        if metadata
+            .as_ref()
+            .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
+        {
             return Err(StoreError(format!(
                 "metadata is larger than KV's {MAX_METADATA_BYTES} bytes"
             )));
@@ -285,7 +288,10 @@ mod tests {
         assert_eq!(page.keys[0].metadata.as_deref(), Some("m"));
         clock.advance(61_000);
         assert_eq!(block_on_ready(s.get("p:a")).expect("get"), None);
-        assert_eq!(block_on_ready(s.get("p:b")).expect("get"), Some(b"2".to_vec()));
+        assert_eq!(
+            block_on_ready(s.get("p:b")).expect("get"),
+            Some(b"2".to_vec())
+        );
         let ops = s.ops();
         assert_eq!((ops.writes, ops.lists, ops.reads), (5, 1, 2));
         s.set_failing(true);

@@ -54,7 +54,8 @@ pub fn is_member_id(id: &str) -> bool {
 /// signature, expired, not yet valid, or missing/invalid claims.
 pub fn verify(token: &str, secret: &[u8], now_ms: u64) -> Result<Member, Error> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(invalid("not a JWS compact token"));
     };
@@ -133,7 +134,10 @@ mod tests {
     const NOW_S: u64 = NOW_MS / 1000;
 
     fn reason(t: &str) -> String {
-        verify(t, KEY, NOW_MS).expect_err("must fail").message().to_owned()
+        verify(t, KEY, NOW_MS)
+            .expect_err("must fail")
+            .message()
+            .to_owned()
     }
 
     #[test]
@@ -146,11 +150,16 @@ mod tests {
     #[test]
     fn rejects_expired_not_yet_valid_wrong_key_and_tampered() {
         assert!(reason(&mint(KEY, "u1", "Ada", NOW_S - 1, None)).contains("expired"));
-        assert!(reason(&mint(KEY, "u1", "Ada", NOW_S + 60, Some(NOW_S + 30))).contains("not yet valid"));
+        assert!(
+            reason(&mint(KEY, "u1", "Ada", NOW_S + 60, Some(NOW_S + 30))).contains("not yet valid")
+        );
         assert!(reason(&mint(b"other", "u1", "Ada", NOW_S + 60, None)).contains("bad signature"));
         let t = mint(KEY, "u1", "Ada", NOW_S + 60, None);
         let mut parts: Vec<&str> = t.split('.').collect();
-        let forged = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"admin","name":"x","exp":{}}}"#, NOW_S + 60));
+        let forged = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"sub":"admin","name":"x","exp":{}}}"#,
+            NOW_S + 60
+        ));
         parts[1] = &forged;
         assert!(reason(&parts.join(".")).contains("bad signature"));
         let e = verify(&t, KEY, NOW_MS + 61_000).expect_err("expired later");
@@ -176,12 +185,22 @@ mod tests {
             let p = URL_SAFE_NO_PAD.encode(claims);
             let mut mac = HmacSha256::new_from_slice(KEY).expect("key");
             mac.update(format!("{h}.{p}").as_bytes());
-            format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+            format!(
+                "{h}.{p}.{}",
+                URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+            )
         };
         assert!(reason(&sign(r#"{"sub":"u"}"#)).contains("exp"));
         assert!(reason(&sign(&format!(r#"{{"sub":"","exp":{}}}"#, NOW_S + 9))).contains("sub"));
-        let m = verify(&sign(&format!(r#"{{"sub":"u","name":"a\u0007b","exp":{}}}"#, NOW_S + 9)), KEY, NOW_MS)
-            .expect("valid");
+        let m = verify(
+            &sign(&format!(
+                r#"{{"sub":"u","name":"a\u0007b","exp":{}}}"#,
+                NOW_S + 9
+            )),
+            KEY,
+            NOW_MS,
+        )
+        .expect("valid");
         assert_eq!(m.name, "ab");
     }
 }

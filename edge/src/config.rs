@@ -24,7 +24,10 @@ pub struct SiteConfig {
 /// name upper-cased with `-` as `_` (`demo` → `MEMBER_SECRET_DEMO`).
 #[must_use]
 pub fn member_secret_name(site: &str) -> String {
-    format!("MEMBER_SECRET_{}", site.to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "MEMBER_SECRET_{}",
+        site.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// The whole configuration.
@@ -105,15 +108,20 @@ impl Config {
             return Err(bad("SITES", "names no site"));
         }
         for (name, site) in &mut sites {
-            validate_site(name).map_err(|e| bad("SITES", format!("site {name:?}: {}", e.message())))?;
+            validate_site(name)
+                .map_err(|e| bad("SITES", format!("site {name:?}: {}", e.message())))?;
             for o in &site.origins {
                 let ok = (o.starts_with("https://") || o.starts_with("http://"))
                     && !o.ends_with('/')
-                    && o.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
+                    && o.split("://")
+                        .nth(1)
+                        .is_some_and(|h| !h.is_empty() && !h.contains('/'));
                 if !ok {
                     return Err(bad(
                         "SITES",
-                        format!("site {name:?}: origin {o:?} must be scheme://host[:port] with no path"),
+                        format!(
+                            "site {name:?}: origin {o:?} must be scheme://host[:port] with no path"
+                        ),
                     ));
                 }
             }
@@ -131,17 +139,21 @@ impl Config {
         let count = |setting: &'static str, default: u32| -> Result<u32, ConfigError> {
             match get(setting).as_deref().map(str::trim) {
                 None | Some("") => Ok(default),
-                Some(v) => v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| bad(setting, format!("must be a positive whole number, got {v:?}"))),
+                Some(v) => v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    bad(
+                        setting,
+                        format!("must be a positive whole number, got {v:?}"),
+                    )
+                }),
             }
         };
         let limits = LimitConfig {
             ip_per_min: count("RATE_IP_PER_MIN", dl.ip_per_min)?,
             visitor_per_min: count("RATE_VISITOR_PER_MIN", dl.visitor_per_min)?,
-            new_visitors_per_ip_per_min: count("NEW_VISITORS_PER_IP_PER_MIN", dl.new_visitors_per_ip_per_min)?,
+            new_visitors_per_ip_per_min: count(
+                "NEW_VISITORS_PER_IP_PER_MIN",
+                dl.new_visitors_per_ip_per_min,
+            )?,
             ..dl
         };
         let d = EngineConfig::default();
@@ -150,10 +162,25 @@ impl Config {
         let base = if window_ms == d.window_ms { d } else { scaled };
         let engine = EngineConfig {
             window_ms,
-            heartbeat_ms: parse_ms("HEARTBEAT_S", get("HEARTBEAT_S").as_deref(), base.heartbeat_ms, 1000)?,
-            flush_min_ms: parse_ms("FLUSH_S", get("FLUSH_S").as_deref(), base.flush_min_ms, 1000)?,
+            heartbeat_ms: parse_ms(
+                "HEARTBEAT_S",
+                get("HEARTBEAT_S").as_deref(),
+                base.heartbeat_ms,
+                1000,
+            )?,
+            flush_min_ms: parse_ms(
+                "FLUSH_S",
+                get("FLUSH_S").as_deref(),
+                base.flush_min_ms,
+                1000,
+            )?,
             lease_ms: parse_ms("LEASE_S", get("LEASE_S").as_deref(), base.lease_ms, 1000)?,
-            refresh_ms: parse_ms("REFRESH_MS", get("REFRESH_MS").as_deref(), base.refresh_ms, 1)?,
+            refresh_ms: parse_ms(
+                "REFRESH_MS",
+                get("REFRESH_MS").as_deref(),
+                base.refresh_ms,
+                1,
+            )?,
             ..base
         };
         engine.validate().map_err(|m| {
@@ -184,7 +211,9 @@ impl Config {
     /// Whether any site allows `origin` (for preflights, which carry no site).
     #[must_use]
     pub fn any_site_allows(&self, origin: &str) -> bool {
-        self.sites.values().any(|s| s.origins.iter().any(|o| o == origin))
+        self.sites
+            .values()
+            .any(|s| s.origins.iter().any(|o| o == origin))
     }
 }
 
@@ -193,8 +222,10 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: BTreeMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -222,16 +253,28 @@ mod tests {
             (&[("SITES", "nope")], "SITES"),
             (&[("SITES", "{}")], "SITES"),
             (&[("SITES", r#"{"de mo":{"origins":[]}}"#)], "SITES"),
-            (&[("SITES", r#"{"demo":{"origins":["http://x/"]}}"#)], "SITES"),
+            (
+                &[("SITES", r#"{"demo":{"origins":["http://x/"]}}"#)],
+                "SITES",
+            ),
             (&[("SITES", r#"{"demo":{"origin":[]}}"#)], "SITES"),
             (&[("SITES", SITES), ("WINDOW_S", "abc")], "WINDOW_S"),
             (&[("SITES", SITES), ("WINDOW_S", "0.5")], "WINDOW_S"),
             (&[("SITES", SITES), ("HEARTBEAT_S", "90")], "HEARTBEAT_S"),
             (&[("SITES", SITES), ("FLUSH_S", "0.1")], "FLUSH_S"),
             (&[("SITES", SITES), ("LEASE_S", "5")], "LEASE_S"),
-            (&[("SITES", SITES), ("RATE_IP_PER_MIN", "0")], "RATE_IP_PER_MIN"),
-            (&[("SITES", SITES), ("NEW_VISITORS_PER_IP_PER_MIN", "x")], "NEW_VISITORS_PER_IP_PER_MIN"),
-            (&[("SITES", SITES), ("MEMBER_SECRET_DEMO", "short")], "MEMBER_SECRET_<SITE>"),
+            (
+                &[("SITES", SITES), ("RATE_IP_PER_MIN", "0")],
+                "RATE_IP_PER_MIN",
+            ),
+            (
+                &[("SITES", SITES), ("NEW_VISITORS_PER_IP_PER_MIN", "x")],
+                "NEW_VISITORS_PER_IP_PER_MIN",
+            ),
+            (
+                &[("SITES", SITES), ("MEMBER_SECRET_DEMO", "short")],
+                "MEMBER_SECRET_<SITE>",
+            ),
         ];
         for (pairs, setting) in cases {
             let e = cfg(pairs).expect_err("must fail");

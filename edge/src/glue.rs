@@ -5,6 +5,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use herenow_core::protocol::MAX_BODY_BYTES;
 use worker::{Context, Date, Delay, Env, Headers, Method, Request, Response, event};
 
 use crate::app::{App, HttpRequest, HttpResponse};
@@ -60,13 +62,31 @@ fn app(env: &Env) -> Result<Rc<App>, Error> {
             .map(|v| v.to_string())
             .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
     })
-        .map_err(|e| Error::new(ErrorKind::Internal, "bad_config", e.to_string()))?;
+    .map_err(|e| Error::new(ErrorKind::Internal, "bad_config", e.to_string()))?;
     let mut seed = [0u8; 8];
     let _ = getrandom::fill(&mut seed);
     let seed = u64::from_le_bytes(seed) ^ Date::now().as_millis();
     let app = Rc::new(App::new(config, &isolate_id(), seed));
     APP.with(|a| *a.borrow_mut() = Some(app.clone()));
     Ok(app)
+}
+
+/// Reads at most one byte past [`MAX_BODY_BYTES`]: enough for the app to answer 413,
+/// without buffering a large (or chunked, length-less) body.
+async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    let Ok(mut stream) = req.stream() else {
+        return Ok(out);
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::bad_request("invalid_body", e.to_string()))?;
+        out.extend_from_slice(&chunk);
+        if out.len() > MAX_BODY_BYTES {
+            out.truncate(MAX_BODY_BYTES + 1);
+            break;
+        }
+    }
+    Ok(out)
 }
 
 async fn to_http(mut req: Request) -> Result<HttpRequest, Error> {
@@ -78,11 +98,9 @@ async fn to_http(mut req: Request) -> Result<HttpRequest, Error> {
     let content_length = get("content-length").and_then(|v| v.parse().ok());
     let method = req.method();
     let body = if matches!(method, Method::Post)
-        && content_length.is_none_or(|n: u64| n <= herenow_core::protocol::MAX_BODY_BYTES as u64)
+        && content_length.is_none_or(|n: u64| n <= MAX_BODY_BYTES as u64)
     {
-        req.bytes()
-            .await
-            .map_err(|e| Error::bad_request("invalid_body", e.to_string()))?
+        read_body(&mut req).await?
     } else {
         Vec::new()
     };
@@ -114,7 +132,11 @@ fn to_response(r: HttpResponse) -> worker::Result<Response> {
 async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<HttpResponse, Error> {
     let app = app(env)?;
     let kv = Kv(env.kv(KV_BINDING).map_err(|e| {
-        Error::new(ErrorKind::Internal, "bad_config", format!("KV binding {KV_BINDING}: {e}"))
+        Error::new(
+            ErrorKind::Internal,
+            "bad_config",
+            format!("KV binding {KV_BINDING}: {e}"),
+        )
     })?);
     let req = to_http(req).await?;
     let resp = app.handle(&kv, Date::now().as_millis(), &req).await;
@@ -122,11 +144,34 @@ async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<HttpResponse, 
     Ok(resp)
 }
 
+/// The static-assets binding in `wrangler.toml` (absent under plain Miniflare).
+pub const ASSETS_BINDING: &str = "ASSETS";
+
+/// A page that is neither an asset nor an API route gets the site's 404 page (API routes
+/// keep their JSON errors).
+async fn not_found_page(env: &Env, url: &str) -> Option<Response> {
+    let assets = env.assets(ASSETS_BINDING).ok()?;
+    let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
+    let page = assets.fetch(format!("{origin}/404.html"), None).await.ok()?;
+    if page.status_code() != 200 {
+        return None;
+    }
+    Some(page.with_status(404))
+}
+
 /// The Workers fetch handler.
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    match handle(req, &env, &ctx).await {
-        Ok(r) => to_response(r),
-        Err(e) => to_response(HttpResponse::from_error(&e)),
+    let url = req.url().map(|u| u.to_string()).unwrap_or_default();
+    let is_page = req.path() != "/healthz" && !req.path().starts_with("/v1/");
+    let resp = match handle(req, &env, &ctx).await {
+        Ok(r) => r,
+        Err(e) => HttpResponse::from_error(&e),
+    };
+    if resp.status == 404 && is_page {
+        if let Some(page) = not_found_page(&env, &url).await {
+            return Ok(page);
+        }
     }
+    to_response(resp)
 }

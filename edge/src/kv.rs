@@ -23,7 +23,11 @@ impl Store for Kv {
         metadata: Option<String>,
         ttl_s: u64,
     ) -> Result<(), StoreError> {
-        let mut b = self.0.put_bytes(key, &value).map_err(err)?.expiration_ttl(ttl_s);
+        let mut b = self
+            .0
+            .put_bytes(key, &value)
+            .map_err(err)?
+            .expiration_ttl(ttl_s);
         if let Some(m) = metadata {
             b = b.metadata(m).map_err(err)?;
         }
