@@ -24,6 +24,7 @@ PORT ?= 8787
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
 	@echo "make test   install what is missing, build, run every suite"
+	@echo "make fuzz   run each cargo-fuzz target for FUZZ_SECONDS (default 60) on nightly"
 
 tools:
 	@scripts/install-tools.sh
@@ -86,3 +87,16 @@ test-e2e:
 
 clean:
 	rm -rf target edge/build www/herenow/herenow_wasm* .wrangler edge/.wrangler
+
+# Fuzzing (nightly + cargo-fuzz): each target for FUZZ_SECONDS, starting from the committed
+# seeds in fuzz/seeds; new inputs go to fuzz/corpus (ignored), findings to fuzz/artifacts.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := parse_beat record_decode member_token edge_request
+.PHONY: fuzz
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || { echo "==> rustup toolchain install nightly"; rustup toolchain install nightly --profile minimal; }
+	@cargo fuzz --version 2>/dev/null | grep -q '0.13.1' || { echo "==> cargo install cargo-fuzz 0.13.1"; cargo install cargo-fuzz --version 0.13.1 --locked; }
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "==> fuzz $$t for $(FUZZ_SECONDS) s"; mkdir -p fuzz/corpus/$$t; \
+	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | grep -E '^(Done|==|SUMMARY)|panicked' ) || exit 1; \
+	done
