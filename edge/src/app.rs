@@ -189,6 +189,7 @@ impl App {
                     .header("access-control-allow-origin", o)
                     .header("access-control-allow-methods", "GET, POST, OPTIONS")
                     .header("access-control-allow-headers", "content-type")
+                    .header("access-control-expose-headers", "retry-after")
                     .header("access-control-max-age", "86400");
             }
         }
@@ -466,6 +467,7 @@ mod tests {
             (1.into(), 2.into())
         );
         assert_eq!(r.header_value("access-control-allow-origin"), Some(ORIGIN));
+        assert_eq!(r.header_value("access-control-expose-headers"), Some("retry-after"));
         let r = run(post("/v1/heartbeat", &beat(V2, "c")));
         assert_eq!(json(&r)["online"], 2);
         assert_eq!(json(&r)["next_heartbeat_ms"], 15_000);

@@ -1,0 +1,245 @@
+//! The client's timing arithmetic: heartbeat jitter, exponential backoff with full jitter,
+//! and `Retry-After`.
+//!
+//! Everything here is pure: randomness comes in as a `unit` number in `[0, 1)` (the client
+//! passes `Math.random()`, tests pass fixed values), so the bounds can be tested natively.
+
+/// The heartbeat interval used when the server does not say (milliseconds).
+pub const DEFAULT_INTERVAL_MS: u32 = 15_000;
+/// The shortest heartbeat interval the client accepts from a server (milliseconds).
+pub const MIN_INTERVAL_MS: u32 = 100;
+/// The longest heartbeat interval the client accepts from a server (milliseconds).
+pub const MAX_INTERVAL_MS: u32 = 3_600_000;
+/// How far a heartbeat may move either way from the server's interval, in tenths (±10%).
+pub const JITTER_TENTHS: u32 = 1;
+/// The first retry's upper bound (milliseconds); it doubles with each failure in a row.
+pub const BACKOFF_BASE_MS: u32 = 1_000;
+/// The upper bound of any backoff delay (milliseconds): five minutes.
+pub const BACKOFF_CAP_MS: u32 = 300_000;
+/// The longest `Retry-After` the client honours (milliseconds): one hour.
+pub const MAX_RETRY_AFTER_MS: u32 = 3_600_000;
+
+/// Clamps a random number to `[0, 1]`; `NaN` counts as 0.
+fn unit(u: f64) -> f64 {
+    if u.is_nan() { 0.0 } else { u.clamp(0.0, 1.0) }
+}
+
+/// Converts a non-negative finite `f64` to `u32`, saturating.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn to_u32(x: f64) -> u32 {
+    // `as` saturates and maps NaN to 0.
+    x as u32
+}
+
+/// The server's heartbeat interval, defaulted and clamped to
+/// [`MIN_INTERVAL_MS`]..=[`MAX_INTERVAL_MS`].
+///
+/// `None`, `NaN` and non-finite values give [`DEFAULT_INTERVAL_MS`].
+#[must_use]
+pub fn interval_ms(next_heartbeat_ms: Option<f64>) -> u32 {
+    match next_heartbeat_ms {
+        Some(ms) if ms.is_finite() => to_u32(ms).clamp(MIN_INTERVAL_MS, MAX_INTERVAL_MS),
+        _ => DEFAULT_INTERVAL_MS,
+    }
+}
+
+/// The delay before the next heartbeat: the server's interval (see [`interval_ms`]) moved
+/// by up to ±10%, uniformly, by `u` in `[0, 1)`: `u = 0` gives 90%, `u → 1` gives 110%.
+#[must_use]
+pub fn heartbeat_delay_ms(next_heartbeat_ms: Option<f64>, u: f64) -> u32 {
+    let base = f64::from(interval_ms(next_heartbeat_ms));
+    let spread = base * f64::from(JITTER_TENTHS) / 10.0;
+    to_u32(base - spread + 2.0 * spread * unit(u))
+}
+
+/// The exponential ceiling for a failure: `BACKOFF_BASE_MS · 2^attempt`, capped at
+/// [`BACKOFF_CAP_MS`]. `attempt` counts from 0 (the first failure in a row).
+#[must_use]
+pub fn ceiling_ms(attempt: u32) -> u32 {
+    if attempt >= 31 {
+        return BACKOFF_CAP_MS;
+    }
+    BACKOFF_BASE_MS
+        .saturating_mul(1 << attempt)
+        .min(BACKOFF_CAP_MS)
+}
+
+/// Full jitter: a delay drawn uniformly from `[0, ceiling_ms(attempt))` by `u`.
+#[must_use]
+pub fn full_jitter_ms(attempt: u32, u: f64) -> u32 {
+    to_u32(f64::from(ceiling_ms(attempt)) * unit(u)).min(BACKOFF_CAP_MS)
+}
+
+/// The delay before retrying after a failure: full jitter, but never sooner than a
+/// `Retry-After` the server sent (itself capped at [`MAX_RETRY_AFTER_MS`]).
+#[must_use]
+pub fn retry_delay_ms(attempt: u32, retry_after_ms: Option<u32>, u: f64) -> u32 {
+    let jitter = full_jitter_ms(attempt, u);
+    match retry_after_ms {
+        Some(ra) => jitter.max(ra.min(MAX_RETRY_AFTER_MS)),
+        None => jitter,
+    }
+}
+
+/// Whether a response status carries a `Retry-After` the client honours (429 and 503).
+#[must_use]
+pub const fn honours_retry_after(status: u16) -> bool {
+    matches!(status, 429 | 503)
+}
+
+/// Parses a `Retry-After` header in its delay-seconds form into milliseconds (saturating).
+///
+/// The HTTP-date form and anything malformed give `None` (the API sends seconds).
+#[must_use]
+pub fn parse_retry_after(value: &str) -> Option<u32> {
+    let v = value.trim_ascii();
+    if v.is_empty() {
+        return None;
+    }
+    let mut ms: u32 = 0;
+    for b in v.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        // Saturates: anything past u32::MAX ms is capped by the caller anyway.
+        ms = ms
+            .saturating_mul(10)
+            .saturating_add(u32::from(b - b'0') * 1000);
+    }
+    Some(ms)
+}
+
+/// A failure streak: how many attempts in a row have failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    /// A fresh streak (no failures).
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { failures: 0 }
+    }
+
+    /// Failures in a row so far.
+    #[must_use]
+    pub const fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Records a failure and returns the delay before the next attempt (see
+    /// [`retry_delay_ms`]); the first failure of a streak uses attempt 0.
+    pub fn fail(&mut self, retry_after_ms: Option<u32>, u: f64) -> u32 {
+        let attempt = self.failures;
+        self.failures = self.failures.saturating_add(1);
+        retry_delay_ms(attempt, retry_after_ms, u)
+    }
+
+    /// Records a success, ending any streak. Returns whether a streak was running.
+    pub fn succeed(&mut self) -> bool {
+        let was = self.failures > 0;
+        self.failures = 0;
+        was
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_jitter_stays_within_ten_percent() {
+        assert_eq!(heartbeat_delay_ms(Some(10_000.0), 0.0), 9_000);
+        assert_eq!(heartbeat_delay_ms(Some(10_000.0), 0.5), 10_000);
+        assert_eq!(heartbeat_delay_ms(Some(10_000.0), 0.999_999), 10_999);
+        for i in 0..=1000 {
+            let d = heartbeat_delay_ms(Some(20_000.0), f64::from(i) / 1000.0);
+            assert!((18_000..=22_000).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn heartbeat_interval_is_defaulted_and_clamped() {
+        assert_eq!(interval_ms(None), DEFAULT_INTERVAL_MS);
+        assert_eq!(interval_ms(Some(f64::NAN)), DEFAULT_INTERVAL_MS);
+        assert_eq!(interval_ms(Some(f64::INFINITY)), DEFAULT_INTERVAL_MS);
+        assert_eq!(interval_ms(Some(0.0)), MIN_INTERVAL_MS);
+        assert_eq!(interval_ms(Some(-5.0)), MIN_INTERVAL_MS);
+        assert_eq!(interval_ms(Some(1e12)), MAX_INTERVAL_MS);
+        assert_eq!(interval_ms(Some(1234.7)), 1234);
+    }
+
+    #[test]
+    fn out_of_range_randoms_are_clamped() {
+        assert_eq!(heartbeat_delay_ms(Some(1000.0), -1.0), 900);
+        assert_eq!(heartbeat_delay_ms(Some(1000.0), 7.0), 1100);
+        assert_eq!(heartbeat_delay_ms(Some(1000.0), f64::NAN), 900);
+        assert_eq!(full_jitter_ms(3, f64::NAN), 0);
+        assert_eq!(full_jitter_ms(0, 2.0), BACKOFF_BASE_MS);
+    }
+
+    #[test]
+    fn ceiling_doubles_then_caps_at_five_minutes() {
+        assert_eq!(ceiling_ms(0), 1_000);
+        assert_eq!(ceiling_ms(1), 2_000);
+        assert_eq!(ceiling_ms(5), 32_000);
+        assert_eq!(ceiling_ms(8), 256_000);
+        assert_eq!(ceiling_ms(9), BACKOFF_CAP_MS);
+        assert_eq!(ceiling_ms(30), BACKOFF_CAP_MS);
+        assert_eq!(ceiling_ms(u32::MAX), BACKOFF_CAP_MS);
+    }
+
+    #[test]
+    fn full_jitter_spans_zero_to_ceiling() {
+        assert_eq!(full_jitter_ms(2, 0.0), 0);
+        assert_eq!(full_jitter_ms(2, 0.5), 2_000);
+        assert!(full_jitter_ms(2, 0.999_999) < 4_000);
+        for attempt in 0..40 {
+            for i in 0..100 {
+                let d = full_jitter_ms(attempt, f64::from(i) / 100.0);
+                assert!(d < ceiling_ms(attempt).max(1), "{attempt} {i} {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_and_is_capped() {
+        assert_eq!(retry_delay_ms(0, Some(5_000), 0.0), 5_000);
+        assert_eq!(retry_delay_ms(0, Some(5_000), 0.99), 5_000);
+        assert_eq!(retry_delay_ms(10, Some(5_000), 0.5), 150_000);
+        assert_eq!(retry_delay_ms(0, Some(u32::MAX), 0.0), MAX_RETRY_AFTER_MS);
+        assert_eq!(retry_delay_ms(1, None, 0.25), 500);
+    }
+
+    #[test]
+    fn retry_after_parses_delay_seconds_only() {
+        assert_eq!(parse_retry_after("0"), Some(0));
+        assert_eq!(parse_retry_after(" 7 "), Some(7_000));
+        assert_eq!(parse_retry_after("99999999999999999999999"), Some(u32::MAX));
+        assert_eq!(parse_retry_after(""), None);
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("1.5"), None);
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert!(honours_retry_after(429));
+        assert!(honours_retry_after(503));
+        assert!(!honours_retry_after(500));
+        assert!(!honours_retry_after(200));
+    }
+
+    #[test]
+    fn streak_grows_and_resets() {
+        let mut b = Backoff::new();
+        assert!(!b.succeed());
+        assert_eq!(b.fail(None, 0.5), 500);
+        assert_eq!(b.fail(None, 0.5), 1_000);
+        assert_eq!(b.fail(None, 0.5), 2_000);
+        assert_eq!(b.failures(), 3);
+        assert!(b.succeed());
+        assert_eq!(b.failures(), 0);
+        assert_eq!(b.fail(None, 0.5), 500);
+        for _ in 0..100 {
+            assert!(b.fail(None, 0.999) < BACKOFF_CAP_MS);
+        }
+    }
+}
