@@ -19,7 +19,7 @@ export WRANGLER_HIDE_BANNER := true
 PORT ?= 8787
 
 .PHONY: help tools tools-browser build build-client build-edge dev test \
-        test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e clean
+        test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e test-load load clean
 
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
@@ -46,7 +46,7 @@ dev: build
 	@cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state < /dev/null
 
 test: tools-browser
-	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-e2e
+	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-e2e test-load
 	@echo "==> all suites passed"
 
 test-fmt:
@@ -84,6 +84,14 @@ test-deploy:
 test-e2e:
 	@echo "==> suite: end to end in headless Chromium against wrangler dev"
 	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs
+
+test-load:
+	@echo "==> suite: load smoke (500 visitors for 20 s against wrangler dev)"
+	@node tests/load.mjs 500 20
+
+# The full load run of issue 8: 10,000 visitors heartbeating for 2 minutes.
+load: build
+	@node tests/load.mjs 10000 120
 
 clean:
 	rm -rf target edge/build www/herenow/herenow_wasm* .wrangler edge/.wrangler
