@@ -19,7 +19,8 @@ export WRANGLER_HIDE_BANNER := true
 PORT ?= 8787
 
 .PHONY: help tools tools-browser build build-client build-edge dev test \
-        test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e test-load load clean
+        test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e test-load load clean \
+        tools-vite-app build-npm test-npm
 
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
@@ -46,7 +47,7 @@ dev: build
 	@cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state < /dev/null
 
 test: tools-browser
-	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-e2e test-load
+	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-e2e test-load
 	@echo "==> all suites passed"
 
 test-fmt:
@@ -85,6 +86,16 @@ test-e2e:
 	@echo "==> suite: end to end in headless Chromium against wrangler dev"
 	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs
 
+tools-vite-app:
+	@test tests/vite-app/node_modules/.package-lock.json -nt tests/vite-app/package-lock.json || { echo "==> npm ci (tests/vite-app)"; npm ci --prefix tests/vite-app --no-audit --no-fund; }
+
+build-npm: build-client
+	@scripts/build-npm.sh
+
+test-npm: build tools-vite-app
+	@echo "==> suite: npm package (pack contents, types, a vite@7 app in Chromium)"
+	@node --test --test-reporter=spec --test-concurrency=1 tests/npm.test.mjs
+
 test-load:
 	@echo "==> suite: load smoke (500 visitors for 20 s against wrangler dev)"
 	@node tests/load.mjs 500 20
@@ -94,7 +105,7 @@ load: build
 	@node tests/load.mjs 10000 120
 
 clean:
-	rm -rf target edge/build www/herenow/herenow_wasm* .wrangler edge/.wrangler
+	rm -rf target edge/build www/herenow/herenow_wasm* .wrangler edge/.wrangler tests/vite-app/dist
 
 # Fuzzing (nightly + cargo-fuzz): each target for FUZZ_SECONDS, starting from the committed
 # seeds in fuzz/seeds; new inputs go to fuzz/corpus (ignored), findings to fuzz/artifacts.
