@@ -20,7 +20,7 @@ PORT ?= 8787
 
 .PHONY: help tools tools-browser build build-client build-edge dev test \
         test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e test-load load clean \
-        tools-vite-app build-npm test-npm
+        tools-vite-app build-npm test-npm test-dev
 
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
@@ -47,7 +47,7 @@ dev: build
 	@cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state < /dev/null
 
 test: tools-browser
-	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-e2e test-load
+	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-e2e test-dev test-load
 	@echo "==> all suites passed"
 
 test-fmt:
@@ -95,6 +95,10 @@ build-npm: build-client
 test-npm: build tools-vite-app
 	@echo "==> suite: npm package (pack contents, types, a vite@7 app in Chromium)"
 	@node --test --test-reporter=spec --test-concurrency=1 tests/npm.test.mjs
+
+test-dev:
+	@echo "==> suite: make dev serves a live count (Chromium on http://127.0.0.1:$(PORT))"
+	@node --test --test-reporter=spec tests/dev.test.mjs
 
 test-load:
 	@echo "==> suite: load smoke (500 visitors for 20 s against wrangler dev)"
