@@ -20,12 +20,14 @@ PORT ?= 8787
 
 .PHONY: help tools tools-browser build build-client build-edge dev test \
         test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e test-load load clean \
-        tools-vite-app build-npm test-npm test-dev
+        tools-vite-app build-npm test-npm test-dev tools-wrk bench bench-smoke
 
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
 	@echo "make test   install what is missing, build, run every suite"
 	@echo "make fuzz   run each cargo-fuzz target for FUZZ_SECONDS (default 60) on nightly"
+	@echo "make bench  benchmarks against the naive design and the runtime's ceiling (~10 min); writes BENCHMARKS.md"
+	@echo "make load   10,000 visitors heartbeating for 2 minutes against wrangler dev"
 
 tools:
 	@scripts/install-tools.sh
@@ -47,7 +49,7 @@ dev: build
 	@cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state < /dev/null
 
 test: tools-browser
-	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-e2e test-dev test-load
+	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-e2e test-dev test-load bench-smoke
 	@echo "==> all suites passed"
 
 test-fmt:
@@ -103,6 +105,20 @@ test-dev:
 test-load:
 	@echo "==> suite: load smoke (500 visitors for 20 s against wrangler dev)"
 	@node tests/load.mjs 500 20
+
+# wrk (Debian package `wrk`), the load generator of the benchmarks.
+tools-wrk:
+	@command -v wrk >/dev/null || { echo "==> apt-get install wrk"; \
+	  if [ "$$(id -u)" = 0 ]; then S=""; else S=sudo; fi; \
+	  $$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq wrk >/dev/null; }
+
+# Benchmarks (issue 7): about 10 minutes on 2 cores, loopback only; writes BENCHMARKS.md.
+bench: tools-browser tools-wrk build
+	@node bench/run.mjs
+
+bench-smoke: tools-wrk
+	@echo "==> suite: bench smoke (every bench step with tiny counts, ~30 s)"
+	@node bench/run.mjs --smoke
 
 # The full load run of issue 8: 10,000 visitors heartbeating for 2 minutes.
 load: build
