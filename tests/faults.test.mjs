@@ -6,7 +6,9 @@ import { startWorker, visitor, body, post, until, ORIGIN } from "./lib/miniflare
 
 describe("KV faults", () => {
   let mf;
-  before(async () => { mf = await startWorker({ faults: true, vars: { WINDOW_S: "3" } }); });
+  // A lone isolate reads KV only every SOLO_DELAY_S (default 180 s): 1 s here, so that
+  // the store is in use during the test.
+  before(async () => { mf = await startWorker({ faults: true, vars: { WINDOW_S: "3", SOLO_DELAY_S: "1" } }); });
   after(async () => { await mf?.dispose(); });
 
   const countStatus = async () => {

@@ -9,16 +9,21 @@ import { join } from "node:path";
 import { startWorker, visitor, body, post, count, until } from "./lib/miniflare.mjs";
 
 const WINDOW_S = 4;
-// Documented bound for a change at one location to show at another: the join delay (at
-// most half the window here) + the record spacing (1 s) + the merged-view cache (1 s).
-const BOUND_MS = (WINDOW_S / 2) * 1000 + 1000 + 1000;
+// Bound for a change at one location to show at another: the remote publishing delay
+// (1 s here) + the record spacing (1 s) + the other's listing interval (the remote delay
+// again) + a request to trigger it, with a second of slack.
+const BOUND_MS = 1000 + 1000 + 1000 + 1000;
 
 describe("two locations sharing KV", () => {
   let dir, a, b;
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "herenow-2loc-"));
-    a = await startWorker({ persist: dir, vars: { WINDOW_S: String(WINDOW_S) } });
-    b = await startWorker({ persist: dir, vars: { WINDOW_S: String(WINDOW_S) } });
+    // Two locations; changes for other locations are published within REMOTE_DELAY_S (the
+    // default 5 s is tuned for KV's real 0-60 s lag; 1 s here) and a lone isolate's within
+    // SOLO_DELAY_S.
+    const vars = { WINDOW_S: String(WINDOW_S), REMOTE_DELAY_S: "1", SOLO_DELAY_S: "1" };
+    a = await startWorker({ persist: dir, vars: { ...vars, LOCATION: "loc-a" } });
+    b = await startWorker({ persist: dir, vars: { ...vars, LOCATION: "loc-b" } });
   });
   after(async () => {
     await a?.dispose();
@@ -67,13 +72,15 @@ describe("two locations sharing KV", () => {
     assert.ok(leaveMs <= WINDOW_S * 1000 + 1000, `leave visible at B after ${leaveMs} ms`);
     assert.equal((await count(a)).online, 9, "A saw its own leave at once");
 
-    // A visitor that moves from A to B (routing changed) is still one person.
+    // A visitor that moves from A to B (routing changed) is one person again once A's copy
+    // times out: other locations see only A's summary, which cannot tell it is the same
+    // visitor, so it may count twice for up to one window (docs/design.md).
     const mover = atA.pop();
     atB.push(mover);
     const moved = await until(async () => {
       await beatAll();
       return (await count(a)).online === 9 && (await count(b)).online === 9;
-    }, BOUND_MS + 1000, 250);
-    assert.ok(moved, "a moved visitor counts once at both");
+    }, WINDOW_S * 1000 + BOUND_MS, 250);
+    assert.ok(moved, "a moved visitor counts once at both within a window");
   });
 });

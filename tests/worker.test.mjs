@@ -103,7 +103,7 @@ describe("edge worker in workerd", () => {
 
 describe("members, online list, last seen, badge", () => {
   let mf;
-  before(async () => { mf = await startWorker({ vars: { WINDOW_S: "60" } }); });
+  before(async () => { mf = await startWorker({ vars: { WINDOW_S: "60", SOLO_DELAY_S: "1" } }); });
   after(async () => { await mf?.dispose(); });
   const nowS = () => Math.floor(Date.now() / 1000);
 
@@ -214,7 +214,8 @@ describe("KV use", () => {
   });
 
   test("steady heartbeats write nothing each; the record is rewritten only on change", async () => {
-    const mf = await startWorker({ vars: { WINDOW_S: "60" } });
+    // A lone isolate publishes changes within SOLO_DELAY_S (default 180 s; 2 s here).
+    const mf = await startWorker({ vars: { WINDOW_S: "60", SOLO_DELAY_S: "2" } });
     try {
       const kv = await mf.getKVNamespace("PRESENCE");
       const v = visitor();
@@ -230,7 +231,11 @@ describe("KV use", () => {
       await post(mf, "/v1/heartbeat", body(v, "t"));
       assert.deepEqual(await meta(), first, "20 heartbeats later the record is unchanged");
       await post(mf, "/v1/leave", body(v, "t"));
-      const rewritten = await until(async () => { const m = await meta(); return m[0] !== first[0] && m; }, 3000);
+      const rewritten = await until(async () => {
+        await count(mf);
+        const m = await meta();
+        return m[0] !== first[0] && m;
+      }, 5000, 200);
       assert.ok(rewritten, "the leave rewrote the record");
     } finally {
       await mf.dispose();
@@ -278,6 +283,35 @@ describe("oversized bodies", () => {
       assert.equal(r.status, 413);
       assert.equal((await r.json()).error.code, "body_too_large");
       assert.equal((await count(mf)).online, 0);
+    } finally {
+      await mf.dispose();
+    }
+  });
+});
+
+describe("privacy", () => {
+  test("KV holds no IP address or user agent", async () => {
+    const mf = await startWorker({ vars: { WINDOW_S: "60", SOLO_DELAY_S: "1" } });
+    try {
+      const ip = "203.0.113.77", ua = "Mozilla/5.0 (X11; herenow-privacy-probe)";
+      const v = visitor();
+      const token = mintToken({ sub: "grace", name: "Grace", exp: Math.floor(Date.now() / 1000) + 600 });
+      await post(mf, "/v1/heartbeat", body(v, "t", { member_token: token }), { "cf-connecting-ip": ip, "user-agent": ua });
+      await post(mf, "/v1/heartbeat", body(visitor(), "u"), { "cf-connecting-ip": ip, "user-agent": ua });
+      await post(mf, "/v1/leave", body(v, "t"), { "cf-connecting-ip": ip, "user-agent": ua });
+      const kv = await mf.getKVNamespace("PRESENCE");
+      const all = await until(async () => {
+        await count(mf);
+        const keys = (await kv.list()).keys;
+        return keys.some((k) => k.name.startsWith("m:")) && keys;
+      }, 3000);
+      assert.ok(all && all.length >= 2, "records and a last-seen value were written");
+      for (const k of all) {
+        const value = (await kv.get(k.name)) ?? "";
+        const blob = `${k.name} ${JSON.stringify(k.metadata ?? null)} ${value}`;
+        assert.ok(!blob.includes(ip) && !blob.includes("203.0.113"), `no IP in ${k.name}`);
+        assert.ok(!blob.includes("Mozilla") && !blob.includes("privacy-probe"), `no user agent in ${k.name}`);
+      }
     } finally {
       await mf.dispose();
     }

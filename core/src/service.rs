@@ -5,12 +5,13 @@
 //! thread) cannot trip over each other.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::engine::{
-    LastSeen, Member, OnlineMember, Presence, Write, last_seen_key, record_prefix,
+    LastSeen, Member, OnlineMember, Presence, Refresh, Write, last_seen_key, record_prefix,
 };
 use crate::protocol::{Beat, BeatResponse, Count};
 use crate::store::Store;
@@ -31,6 +32,20 @@ pub struct LastSeenResponse {
 pub struct Service {
     presence: RefCell<Presence>,
     refreshing: Cell<bool>,
+    counts: RefCell<HashMap<String, CachedCount>>,
+}
+
+/// How long a computed count is reused while nothing it depends on changed: the time tabs
+/// take to time out is the only thing it can miss, and that by at most this much.
+pub const COUNT_REUSE_MS: u64 = 250;
+
+/// A count computed at `at` for the engine's `version`, with people on every page.
+#[derive(Debug)]
+struct CachedCount {
+    version: u64,
+    at: u64,
+    count: Count,
+    pages: HashMap<String, u64>,
 }
 
 impl Service {
@@ -40,6 +55,7 @@ impl Service {
         Self {
             presence: RefCell::new(presence),
             refreshing: Cell::new(false),
+            counts: RefCell::new(HashMap::new()),
         }
     }
 
@@ -68,12 +84,8 @@ impl Service {
         self.with(|p| p.heartbeat(now, beat, member));
         // A failed write is retried by the engine at its next flush.
         let _ = self.flush(store, now).await;
-        let (count, next_heartbeat_ms) = self.with(|p| {
-            (
-                p.count(now, &beat.site, Some(&beat.page)),
-                p.config().heartbeat_ms,
-            )
-        });
+        let count = self.cached_count(now, &beat.site, Some(&beat.page));
+        let next_heartbeat_ms = self.with(|p| p.config().heartbeat_ms);
         Ok(BeatResponse {
             count,
             next_heartbeat_ms,
@@ -99,7 +111,7 @@ impl Service {
         page: Option<&str>,
     ) -> Result<Count, Error> {
         self.refresh(store, now, site).await?;
-        Ok(self.with(|p| p.count(now, site, page)))
+        Ok(self.cached_count(now, site, page))
     }
 
     /// The members online on `site`.
@@ -148,6 +160,34 @@ impl Service {
         })
     }
 
+    /// The count, reused for up to [`COUNT_REUSE_MS`] while the engine's version for the
+    /// site is unchanged: a steady heartbeat then costs no aggregation over all tabs.
+    pub fn cached_count(&self, now: u64, site: &str, page: Option<&str>) -> Count {
+        let version = self.with(|p| p.version(site));
+        let mut counts = self.counts.borrow_mut();
+        let fresh = counts
+            .get(site)
+            .is_some_and(|c| c.version == version && now >= c.at && now < c.at + COUNT_REUSE_MS);
+        if !fresh {
+            let (count, pages) = self.with(|p| p.count_all_pages(now, site));
+            counts.insert(
+                site.to_owned(),
+                CachedCount {
+                    version,
+                    at: now,
+                    count,
+                    pages,
+                },
+            );
+        }
+        let Some(c) = counts.get(site) else {
+            return Count::default();
+        };
+        let mut count = c.count.clone();
+        count.page = page.map(|p| c.pages.get(p).copied().unwrap_or(0));
+        count
+    }
+
     /// Makes the writes the engine has due now.
     ///
     /// # Errors
@@ -168,7 +208,9 @@ impl Service {
     }
 
     /// Refreshes the view of other isolates' records for `site` if it is stale: one listing
-    /// (a page per 1,000 isolates) plus a read per record that changed.
+    /// (a page per 1,000 isolates) plus a read per record of this location that changed, or,
+    /// between listings while other isolates of this location are active, a read of each of
+    /// their records ([`Presence::refresh_due`]).
     ///
     /// # Errors
     /// 503 when the store fails.
@@ -183,6 +225,16 @@ impl Service {
     }
 
     async fn refresh_now<S: Store>(&self, store: &S, now: u64, site: &str) -> Result<(), Error> {
+        if let Refresh::Poll(keys) = self.with(|p| p.refresh_due(now, site)) {
+            // Peers of this location only: a read each, no listing.
+            let mut read = Vec::with_capacity(keys.len());
+            for key in keys {
+                let value = store.get(&key).await?;
+                read.push((key, value));
+            }
+            self.with(|p| p.apply_polled(now, site, read));
+            return Ok(());
+        }
         let prefix = record_prefix(site);
         let mut listed = Vec::new();
         let mut cursor: Option<String> = None;

@@ -149,7 +149,11 @@ impl App {
     /// `seed` keys the limiter's hashes (random per isolate).
     #[must_use]
     pub fn new(config: Config, isolate: &str, seed: u64) -> Self {
-        let service = Service::new(Presence::new(isolate, config.engine.clone()));
+        let mut presence = Presence::new(isolate, config.engine.clone());
+        if let Some(location) = &config.location {
+            presence = presence.with_location(location);
+        }
+        let service = Service::new(presence);
         let limiter = RefCell::new(Limiter::new(config.limits, seed));
         Self {
             config,
@@ -247,14 +251,14 @@ impl App {
                 format!("site {site:?} is not configured"),
             ));
         };
-        if let Some(o) = origin {
-            if !conf.origins.iter().any(|a| a == o) {
-                return Err(Error::new(
-                    ErrorKind::Forbidden,
-                    "origin_not_allowed",
-                    format!("origin {o:?} is not allowed for site {site:?}"),
-                ));
-            }
+        if let Some(o) = origin
+            && !conf.origins.iter().any(|a| a == o)
+        {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "origin_not_allowed",
+                format!("origin {o:?} is not allowed for site {site:?}"),
+            ));
         }
         Ok(())
     }
@@ -467,7 +471,10 @@ mod tests {
             (1.into(), 2.into())
         );
         assert_eq!(r.header_value("access-control-allow-origin"), Some(ORIGIN));
-        assert_eq!(r.header_value("access-control-expose-headers"), Some("retry-after"));
+        assert_eq!(
+            r.header_value("access-control-expose-headers"),
+            Some("retry-after")
+        );
         let r = run(post("/v1/heartbeat", &beat(V2, "c")));
         assert_eq!(json(&r)["online"], 2);
         assert_eq!(json(&r)["next_heartbeat_ms"], 15_000);

@@ -39,6 +39,10 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Abuse limits.
     pub limits: LimitConfig,
+    /// The location name this isolate reports (`LOCATION`; default: the data center from
+    /// `request.cf.colo`). Isolates of one location read each other's full records; other
+    /// locations read only their summary.
+    pub location: Option<String>,
 }
 
 /// A bad setting: which one, and why.
@@ -89,7 +93,10 @@ impl Config {
     /// (presence window, default 60), `HEARTBEAT_S` (default a quarter of the window, at
     /// most 15), `FLUSH_S` (least time between record writes, default 1), `LEASE_S` (how
     /// long a record vouches for its tabs, default 300), `REFRESH_MS` (how long a merged
-    /// view is reused, default 1000), `RATE_IP_PER_MIN` (API requests per IP per minute,
+    /// view is reused, default 500), `REMOTE_DELAY_S` (publishing delay when only other
+    /// locations are active, default 5), `SOLO_DELAY_S` (publishing delay when no other
+    /// isolate is active, default 180), `LOCATION` (this isolate's location name, default
+    /// the data center), `RATE_IP_PER_MIN` (API requests per IP per minute,
     /// default 600), `RATE_VISITOR_PER_MIN` (heartbeats per visitor per minute, default
     /// 120), `NEW_VISITORS_PER_IP_PER_MIN` (distinct visitors one IP may bring per minute,
     /// default 60), and per site the secret `MEMBER_SECRET_<SITE>` (at least 32 bytes).
@@ -181,7 +188,36 @@ impl Config {
                 base.refresh_ms,
                 1,
             )?,
+            remote_delay_ms: parse_ms(
+                "REMOTE_DELAY_S",
+                get("REMOTE_DELAY_S").as_deref(),
+                base.remote_delay_ms,
+                1000,
+            )?,
+            solo_delay_ms: parse_ms(
+                "SOLO_DELAY_S",
+                get("SOLO_DELAY_S").as_deref(),
+                base.solo_delay_ms,
+                1000,
+            )?,
             ..base
+        };
+        let location = match get("LOCATION").map(|l| l.trim().to_owned()) {
+            None => None,
+            Some(l) if l.is_empty() => None,
+            Some(l)
+                if l.len() <= 32
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                Some(l)
+            }
+            Some(l) => {
+                return Err(bad(
+                    "LOCATION",
+                    format!("must be 1-32 characters of A-Z a-z 0-9 _ -, got {l:?}"),
+                ));
+            }
         };
         engine.validate().map_err(|m| {
             let setting = if m.starts_with("window") {
@@ -199,6 +235,7 @@ impl Config {
             sites,
             engine,
             limits,
+            location,
         })
     }
 

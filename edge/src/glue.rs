@@ -34,6 +34,11 @@ fn schedule_flush(ctx: &Context, app: Rc<App>, kv: Kv) {
         return;
     }
     FLUSH_SCHEDULED.with(|f| f.set(true));
+    // waitUntil keeps an isolate's event alive for at most 30 s; later flushes wait for
+    // the next request.
+    if at > now + 25_000 {
+        return;
+    }
     let wait = Duration::from_millis(at.saturating_sub(now) + 5);
     ctx.wait_until(async move {
         Delay::from(wait).await;
@@ -52,17 +57,20 @@ fn isolate_id() -> String {
     herenow_core::protocol::visitor_id_from_random(bytes)
 }
 
-fn app(env: &Env) -> Result<Rc<App>, Error> {
+fn app(env: &Env, colo: Option<String>) -> Result<Rc<App>, Error> {
     if let Some(app) = APP.with(|a| a.borrow().clone()) {
         return Ok(app);
     }
-    let config = Config::from_lookup(|name| {
+    let mut config = Config::from_lookup(|name| {
         env.var(name)
             .ok()
             .map(|v| v.to_string())
             .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
     })
     .map_err(|e| Error::new(ErrorKind::Internal, "bad_config", e.to_string()))?;
+    if config.location.is_none() {
+        config.location = colo.filter(|c| !c.is_empty() && c.len() <= 32);
+    }
     let mut seed = [0u8; 8];
     let _ = getrandom::fill(&mut seed);
     let seed = u64::from_le_bytes(seed) ^ Date::now().as_millis();
@@ -97,12 +105,15 @@ async fn to_http(mut req: Request) -> Result<HttpRequest, Error> {
     let get = |name: &str| headers.get(name).ok().flatten();
     let content_length = get("content-length").and_then(|v| v.parse().ok());
     let method = req.method();
-    let body = if matches!(method, Method::Post)
-        && content_length.is_none_or(|n: u64| n <= MAX_BODY_BYTES as u64)
-    {
-        read_body(&mut req).await?
-    } else {
-        Vec::new()
+    let body = match (matches!(method, Method::Post), content_length) {
+        // A declared small body: one read.
+        (true, Some(n)) if n <= MAX_BODY_BYTES as u64 => req
+            .bytes()
+            .await
+            .map_err(|e| Error::bad_request("invalid_body", e.to_string()))?,
+        // No declared length: stream, and stop past the limit.
+        (true, None) => read_body(&mut req).await?,
+        _ => Vec::new(),
     };
     Ok(HttpRequest {
         method: method.to_string(),
@@ -130,7 +141,14 @@ fn to_response(r: HttpResponse) -> worker::Result<Response> {
 }
 
 async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<HttpResponse, Error> {
-    let app = app(env)?;
+    let initialised = APP.with(|a| a.borrow().is_some());
+    // The data center is read once, when the isolate's app is made.
+    let colo = if initialised {
+        None
+    } else {
+        req.cf().map(|cf| cf.colo())
+    };
+    let app = app(env, colo)?;
     let kv = Kv(env.kv(KV_BINDING).map_err(|e| {
         Error::new(
             ErrorKind::Internal,
@@ -152,7 +170,10 @@ pub const ASSETS_BINDING: &str = "ASSETS";
 async fn not_found_page(env: &Env, url: &str) -> Option<Response> {
     let assets = env.assets(ASSETS_BINDING).ok()?;
     let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
-    let page = assets.fetch(format!("{origin}/404.html"), None).await.ok()?;
+    let page = assets
+        .fetch(format!("{origin}/404.html"), None)
+        .await
+        .ok()?;
     if page.status_code() != 200 {
         return None;
     }
@@ -168,10 +189,11 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         Ok(r) => r,
         Err(e) => HttpResponse::from_error(&e),
     };
-    if resp.status == 404 && is_page {
-        if let Some(page) = not_found_page(&env, &url).await {
-            return Ok(page);
-        }
+    if resp.status == 404
+        && is_page
+        && let Some(page) = not_found_page(&env, &url).await
+    {
+        return Ok(page);
     }
     to_response(resp)
 }

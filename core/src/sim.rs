@@ -1,0 +1,49 @@
+//! The discrete-event simulation that proves the engine (cargo feature `sim`).
+//!
+//! `cargo run -p herenow-core --release --example simulate` runs it (the crate's own
+//! dev-dependency turns the feature on for tests and examples); `sim::run` runs one
+//! `Scenario` with a seed and returns a `Report`, which prints as a table.
+//!
+//! # Model
+//! - **Visitors** arrive as a Poisson process (rate = concurrent visitors / mean visit) at a
+//!   uniformly chosen location and stay an exponential time. A visitor has one focused tab
+//!   that heartbeats every 15 s ±10 % while visible; goes away (the tab is hidden: one idle
+//!   beacon, then silence, as the client's lifecycle does) and comes back; navigates (a
+//!   single-page app changes page on the same tab; a multi-page site sends a leave and opens
+//!   a new tab id a moment later); may open a second tab in the background and switch
+//!   between the two; and at the end sends a leave per tab, or vanishes without one.
+//! - **Locations and isolates**: `L` locations × `I` isolates; every request goes to a
+//!   uniformly random isolate of the visitor's location; isolates are evicted at random
+//!   (exponential lifetimes) and replaced by empty ones with new ids. Like the edge, an
+//!   isolate refreshes its view before a heartbeat, flushes after it, and publishes due
+//!   changes from `waitUntil` (at most 30 s after a request). The main scenarios use one
+//!   isolate per location — Cloudflare coalesces a Worker's traffic in a data center onto
+//!   one shard server ("Shard and Conquer", 2025) — and the example also runs the medium
+//!   scenario with 2 and 4 isolates per location, where random routing applies.
+//! - **KV**: a write is visible at once at the writer's location and, at every other
+//!   location, after a lag drawn uniformly from 0–60 s per (write, location) — the way a
+//!   location's edge cache picks up a new value when its cached copy expires; a reader sees
+//!   the newest write visible to it; lists see the same. TTLs expire keys; every operation
+//!   is counted, and so is every second write to a key within 1 s.
+//! - **Designs** fed the same requests: (a) naive — one key per visitor, written on every
+//!   heartbeat and beacon, deleted on leave, counted by list + a get per key; (b) the same
+//!   keys with the state in metadata, counted by list alone; (c) herenow — the
+//!   [`crate::engine::Presence`] of each isolate, driven directly.
+//! - **Truth**: a tab is live from its first heartbeat until its leave or a window after its
+//!   last heartbeat or beacon; people online = visitors with a live tab.
+
+#[cfg(feature = "sim")]
+mod kv;
+#[cfg(feature = "sim")]
+mod report;
+#[cfg(feature = "sim")]
+mod run;
+#[cfg(feature = "sim")]
+mod scenario;
+
+#[cfg(feature = "sim")]
+pub use report::{DesignReport, Report, Stat, Target, targets_across};
+#[cfg(feature = "sim")]
+pub use run::run;
+#[cfg(feature = "sim")]
+pub use scenario::{Scenario, Workload};

@@ -1,0 +1,866 @@
+//! The event loop: workload, ground truth, the three designs, and the measurements.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use fastrand::Rng;
+
+use super::kv::{Kv, NaiveKv, Ops};
+use super::report::{DesignReport, Report, Stat};
+use super::scenario::Scenario;
+use crate::engine::{Member, Presence, Refresh, record_prefix};
+use crate::protocol::{Beat, TabState};
+
+const SITE: &str = "demo";
+/// `waitUntil` keeps an isolate busy at most this long after a response.
+const WAIT_UNTIL_MS: u64 = 30_000;
+/// Leave probes: every 100 ms for 3 s, then every second up to this long.
+const PROBE_HORIZON_MS: u64 = 130_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Measure,
+    Initial,
+    Arrive,
+    Beat(u32, u32),
+    Hide(u32, u32),
+    Show(u32, u32),
+    Navigate(u32),
+    OpenExtra(u32),
+    Switch(u32),
+    End(u32),
+    NewPage(u32),
+    Flush(u16, u16, u32),
+    Evict(u16, u16),
+    Sample,
+    Probe(u32, u32),
+}
+
+#[derive(Debug)]
+struct Visitor {
+    id: String,
+    loc: u16,
+    member: Option<Member>,
+    /// Open tabs; `focus` is one of them.
+    tabs: Vec<u32>,
+    /// Every tab it ever had (for the truth).
+    all_tabs: Vec<u32>,
+    focus: u32,
+    away: bool,
+    ended: bool,
+    epoch: u32,
+}
+
+#[derive(Debug)]
+struct Tab {
+    visitor: u32,
+    id: String,
+    page: String,
+    open: bool,
+    started: bool,
+    visible: bool,
+    epoch: u32,
+    last_ms: u64,
+    left_ms: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Iso {
+    p: Presence,
+    own_key: String,
+    epoch: u32,
+    flush_pending: bool,
+    /// Sampled leaves waiting for this isolate's next record write.
+    awaiting: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct LeaveProbe {
+    visitor: u32,
+    tab: u32,
+    loc: u16,
+    at: u64,
+    published: Option<u64>,
+    remote: Option<u16>,
+    own_last_counted: u64,
+    own_streak: u32,
+    own_done: bool,
+    remote_done: bool,
+}
+
+struct Sim<'a> {
+    sc: &'a Scenario,
+    rng: Rng,
+    seed: u64,
+    heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    seq: u64,
+    visitors: Vec<Visitor>,
+    tabs: Vec<Tab>,
+    maybe_live: Vec<u32>,
+    isos: Vec<Vec<Iso>>,
+    loc_names: Vec<String>,
+    prefix: String,
+    kv: Kv,
+    naive: NaiveKv,
+    naive_present: u64,
+    measuring: bool,
+    measure_start: u64,
+    end_ms: u64,
+    // Accounting (measurement window only).
+    count_requests: u64,
+    naive_list_ops: u64,
+    naive_read_ops: u64,
+    naive_b_list_ops: u64,
+    visitor_ms: f64,
+    truth_sum: f64,
+    truth_n: u64,
+    err_h: Vec<(f64, f64)>,
+    err_n: Vec<(f64, f64)>,
+    leaves: Vec<LeaveProbe>,
+    leave_p: f64,
+    own_h: Vec<f64>,
+    else_h: Vec<f64>,
+    else_n: Vec<f64>,
+    lost_leaves: u64,
+    ops_at_start: Ops,
+    naive_at_start: Ops,
+    evictions: u64,
+    requests: u64,
+}
+
+impl Sim<'_> {
+    fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Reverse((t, self.seq, ev)));
+    }
+
+    fn exp(&mut self, mean: u64) -> u64 {
+        let u = self.rng.f64();
+        (-(1.0 - u).ln() * mean as f64) as u64 + 1
+    }
+
+    fn hb_delay(&mut self) -> u64 {
+        let hb = self.sc.engine.heartbeat_ms as f64;
+        (hb * (0.9 + 0.2 * self.rng.f64())) as u64
+    }
+
+    fn page(&mut self) -> String {
+        let k = (self.rng.f64().powi(3) * f64::from(self.sc.workload.pages)) as u32;
+        if k == 0 {
+            "/".into()
+        } else {
+            format!("/p/{k}")
+        }
+    }
+
+    fn new_id(&mut self) -> String {
+        let mut b = [0u8; 16];
+        for x in &mut b {
+            *x = self.rng.u8(..);
+        }
+        crate::protocol::visitor_id_from_random(b)
+    }
+
+    fn new_tab(&mut self, v: u32) -> u32 {
+        let id = format!("t{}", self.tabs.len());
+        let page = self.page();
+        self.tabs.push(Tab {
+            visitor: v,
+            id,
+            page,
+            open: true,
+            started: false,
+            visible: false,
+            epoch: 0,
+            last_ms: 0,
+            left_ms: None,
+        });
+        let t = (self.tabs.len() - 1) as u32;
+        self.visitors[v as usize].all_tabs.push(t);
+        t
+    }
+
+    // ---- requests, fed to all designs ----
+
+    fn beat(&mut self, now: u64, tab: u32, state: TabState) {
+        let t = &mut self.tabs[tab as usize];
+        t.started = true;
+        t.last_ms = now;
+        t.left_ms = None;
+        let v = &self.visitors[t.visitor as usize];
+        let loc = v.loc;
+        let beat = Beat {
+            site: SITE.into(),
+            visitor: v.id.clone(),
+            tab: t.id.clone(),
+            page: t.page.clone(),
+            state,
+            member_token: None,
+        };
+        let member = v.member.clone();
+        let vi = t.visitor as usize;
+        // (a), (b): one key per visitor, written on every heartbeat.
+        let meta_len = 40 + beat.page.len();
+        self.naive.put(vi, now, loc, self.sc.max_lag_ms, meta_len);
+        // (c): the isolate the request lands on.
+        let slot = self.rng.usize(..self.sc.isolates_per_location);
+        self.requests += 1;
+        self.refresh(loc as usize, slot, now, true);
+        self.isos[loc as usize][slot]
+            .p
+            .heartbeat(now, &beat, member);
+        self.flush(loc as usize, slot, now);
+        if self.measuring {
+            self.count_requests += 1;
+            self.count_naive_request();
+        }
+        self.after_request(loc as usize, slot, now);
+    }
+
+    fn leave(&mut self, now: u64, tab: u32, sample: bool) {
+        let t = &mut self.tabs[tab as usize];
+        t.left_ms = Some(now);
+        let v = &self.visitors[t.visitor as usize];
+        let loc = v.loc;
+        let beat = Beat {
+            site: SITE.into(),
+            visitor: v.id.clone(),
+            tab: t.id.clone(),
+            page: t.page.clone(),
+            state: TabState::Idle,
+            member_token: None,
+        };
+        let vi = t.visitor as usize;
+        self.naive.delete(vi, now, loc, self.sc.max_lag_ms);
+        let slot = self.rng.usize(..self.sc.isolates_per_location);
+        self.requests += 1;
+        self.isos[loc as usize][slot].p.leave(now, &beat);
+        let sampled = sample && self.measuring && self.rng.f64() < self.leave_p;
+        if sampled {
+            let remote = (self.sc.locations > 1).then(|| {
+                let r = self.rng.u16(..(self.sc.locations as u16 - 1));
+                if r >= loc { r + 1 } else { r }
+            });
+            let i = self.leaves.len() as u32;
+            let iso = &mut self.isos[loc as usize][slot];
+            iso.awaiting.push(i);
+            self.leaves.push(LeaveProbe {
+                visitor: t.visitor,
+                tab,
+                loc,
+                at: now,
+                published: None,
+                remote,
+                own_last_counted: 0,
+                own_streak: 0,
+                own_done: false,
+                remote_done: remote.is_none(),
+            });
+            if let Some(r) = remote {
+                let l = NaiveKv::delete_lag(self.seed, self.sc.max_lag_ms, vi, now, loc, r);
+                self.else_n.push(l as f64 / 1000.0);
+            }
+            self.at(now + 100, Ev::Probe(i, 0));
+        }
+        self.flush(loc as usize, slot, now);
+        self.after_request(loc as usize, slot, now);
+    }
+
+    fn count_naive_request(&mut self) {
+        let keys = self.naive_present;
+        let pages = keys.div_ceil(1000).max(1);
+        self.naive_list_ops += pages;
+        self.naive_read_ops += keys;
+        self.naive_b_list_ops += pages;
+    }
+
+    // ---- the engine's I/O, as the edge does it ----
+
+    fn refresh(&mut self, loc: usize, slot: usize, now: u64, account: bool) {
+        let account = account && self.measuring;
+        let iso = &mut self.isos[loc][slot];
+        match iso.p.refresh_due(now, SITE) {
+            Refresh::Fresh => return,
+            Refresh::Poll(keys) => {
+                let read = keys
+                    .into_iter()
+                    .map(|k| {
+                        let v = self.kv.get_indexed(&k, loc as u16, now, account);
+                        (k, v)
+                    })
+                    .collect();
+                iso.p.apply_polled_indexed(now, SITE, read);
+                return;
+            }
+            Refresh::List => {}
+        }
+        let listed = self.kv.list(&self.prefix, loc as u16, now, account);
+        let want = iso.p.keys_to_fetch(SITE, &listed);
+        let mut fetched = Vec::with_capacity(want.len());
+        for k in want {
+            if let Some(v) = self.kv.get_indexed(&k, loc as u16, now, account) {
+                fetched.push((k, v));
+            }
+        }
+        iso.p.apply_remote_indexed(now, SITE, &listed, fetched);
+    }
+
+    fn flush(&mut self, loc: usize, slot: usize, now: u64) {
+        let iso = &mut self.isos[loc][slot];
+        let writes = iso.p.take_writes(now);
+        for w in writes {
+            if w.key == iso.own_key {
+                for i in iso.awaiting.drain(..) {
+                    self.leaves[i as usize].published = Some(now);
+                }
+            }
+            self.kv
+                .put(&w.key, w.value, w.metadata, w.ttl_s, now, loc as u16);
+        }
+    }
+
+    fn after_request(&mut self, loc: usize, slot: usize, now: u64) {
+        let iso = &mut self.isos[loc][slot];
+        if iso.flush_pending {
+            return;
+        }
+        if let Some(at) = iso.p.next_flush_at() {
+            let at = at.max(now) + 5;
+            if at <= now + WAIT_UNTIL_MS {
+                iso.flush_pending = true;
+                let epoch = iso.epoch;
+                self.at(at, Ev::Flush(loc as u16, slot as u16, epoch));
+            }
+        }
+    }
+
+    fn new_isolate(&mut self, loc: usize, slot: usize, epoch: u32) -> Iso {
+        let name = format!("i{loc}-{slot}-{epoch}");
+        let p = Presence::new(name, self.sc.engine.clone()).with_location(&self.loc_names[loc]);
+        Iso {
+            own_key: p.own_key(SITE),
+            p,
+            epoch,
+            flush_pending: false,
+            awaiting: Vec::new(),
+        }
+    }
+
+    // ---- visitors ----
+
+    /// A visitor arrives; `initial` ones start in the steady state (possibly away).
+    fn arrive(&mut self, now: u64, initial: bool) {
+        let w = self.sc.workload.clone();
+        let vi = self.visitors.len() as u32;
+        let id = self.new_id();
+        let loc = self.rng.u16(..self.sc.locations as u16);
+        let member = (self.rng.f64() < w.member_share).then(|| Member {
+            id: format!("m{vi}"),
+            name: format!("Member {vi}"),
+        });
+        self.visitors.push(Visitor {
+            id,
+            loc,
+            member,
+            tabs: Vec::new(),
+            all_tabs: Vec::new(),
+            focus: 0,
+            away: false,
+            ended: false,
+            epoch: 0,
+        });
+        self.naive.ensure(vi as usize);
+        self.maybe_live.push(vi);
+        let t = self.new_tab(vi);
+        self.visitors[vi as usize].tabs.push(t);
+        self.visitors[vi as usize].focus = t;
+        let p_away = w.mean_away_ms as f64 / (w.mean_away_ms + w.mean_visible_ms) as f64;
+        if initial && self.rng.f64() < p_away {
+            // Away for a while already: hidden, its idle beacon sent then (or long expired).
+            self.visitors[vi as usize].away = true;
+            if self.exp(w.mean_away_ms) < self.sc.engine.window_ms {
+                self.tabs[t as usize].started = true;
+                self.beat(now, t, TabState::Idle);
+            }
+            let d = self.exp(w.mean_away_ms);
+            self.at(now + d, Ev::Show(vi, 0));
+        } else {
+            self.show_tab(now, t);
+            let d = self.exp(w.mean_visible_ms);
+            self.at(now + d, Ev::Hide(vi, 0));
+        }
+        let d = self.exp(w.mean_visit_ms);
+        self.at(now + d, Ev::End(vi));
+        let d = self.exp(w.mean_page_ms);
+        self.at(now + d, Ev::Navigate(vi));
+        if self.rng.f64() < w.extra_tab_share {
+            let d = self.exp(w.mean_visit_ms / 2);
+            self.at(now + d, Ev::OpenExtra(vi));
+        }
+    }
+
+    fn show_tab(&mut self, now: u64, t: u32) {
+        let tab = &mut self.tabs[t as usize];
+        tab.visible = true;
+        tab.epoch += 1;
+        let epoch = tab.epoch;
+        self.beat(now, t, TabState::Active);
+        let d = self.hb_delay();
+        self.at(now + d, Ev::Beat(t, epoch));
+    }
+
+    fn hide_tab(&mut self, now: u64, t: u32) {
+        let tab = &mut self.tabs[t as usize];
+        tab.visible = false;
+        tab.epoch += 1;
+        if tab.started && tab.open {
+            self.beat(now, t, TabState::Idle);
+        }
+    }
+
+    fn handle(&mut self, now: u64, ev: Ev) {
+        let w = &self.sc.workload;
+        let (mean_visible, mean_away, mean_page, mean_switch, mpa, vanish) = (
+            w.mean_visible_ms,
+            w.mean_away_ms,
+            w.mean_page_ms,
+            w.mean_switch_ms,
+            w.mpa_share,
+            w.vanish_share,
+        );
+        match ev {
+            Ev::Measure => {
+                self.measuring = true;
+                self.measure_start = now;
+                self.ops_at_start = self.kv.ops;
+                self.naive_at_start = self.naive.ops;
+            }
+            Ev::Initial => self.arrive(now, true),
+            Ev::Arrive => {
+                self.arrive(now, false);
+                let rate_ms = self.sc.workload.mean_visit_ms / self.sc.visitors.max(1);
+                let d = self.exp(rate_ms.max(1));
+                self.at(now + d, Ev::Arrive);
+            }
+            Ev::Beat(t, epoch) => {
+                let tab = &self.tabs[t as usize];
+                if tab.open && tab.visible && tab.epoch == epoch {
+                    self.beat(now, t, TabState::Active);
+                    let d = self.hb_delay();
+                    self.at(now + d, Ev::Beat(t, epoch));
+                }
+            }
+            Ev::Hide(v, epoch) => {
+                let vis = &mut self.visitors[v as usize];
+                if vis.ended || vis.epoch != epoch || vis.away {
+                    return;
+                }
+                vis.away = true;
+                vis.epoch += 1;
+                let (g, f) = (vis.epoch, vis.focus);
+                self.hide_tab(now, f);
+                let d = self.exp(mean_away);
+                self.at(now + d, Ev::Show(v, g));
+            }
+            Ev::Show(v, epoch) => {
+                let vis = &mut self.visitors[v as usize];
+                if vis.ended || vis.epoch != epoch || !vis.away {
+                    return;
+                }
+                vis.away = false;
+                vis.epoch += 1;
+                let (g, f) = (vis.epoch, vis.focus);
+                if self.tabs[f as usize].started || self.tabs[f as usize].open {
+                    self.show_tab(now, f);
+                }
+                let d = self.exp(mean_visible);
+                self.at(now + d, Ev::Hide(v, g));
+            }
+            Ev::Navigate(v) => {
+                if self.visitors[v as usize].ended {
+                    return;
+                }
+                let d = self.exp(mean_page);
+                self.at(now + d, Ev::Navigate(v));
+                let vis = &self.visitors[v as usize];
+                let f = vis.focus;
+                if vis.away || !self.tabs[f as usize].started {
+                    return;
+                }
+                if self.rng.f64() < mpa {
+                    // A new page: leave, then the new page's first heartbeat.
+                    let tab = &mut self.tabs[f as usize];
+                    tab.open = false;
+                    tab.epoch += 1;
+                    self.leave(now, f, false);
+                    let n = self.new_tab(v);
+                    let vis = &mut self.visitors[v as usize];
+                    vis.tabs.retain(|&x| x != f);
+                    vis.tabs.push(n);
+                    vis.focus = n;
+                    let d = 200 + self.rng.u64(..800);
+                    self.at(now + d, Ev::NewPage(n));
+                } else {
+                    let p = self.page();
+                    self.tabs[f as usize].page = p;
+                    self.show_tab(now, f);
+                }
+            }
+            Ev::NewPage(t) => {
+                let tab = &self.tabs[t as usize];
+                if !tab.open {
+                    return;
+                }
+                let vis = &self.visitors[tab.visitor as usize];
+                if vis.away {
+                    self.tabs[t as usize].started = true;
+                    self.beat(now, t, TabState::Idle);
+                } else {
+                    self.show_tab(now, t);
+                }
+            }
+            Ev::OpenExtra(v) => {
+                let vis = &self.visitors[v as usize];
+                if vis.ended || vis.tabs.len() >= 2 {
+                    return;
+                }
+                let t = self.new_tab(v);
+                self.visitors[v as usize].tabs.push(t);
+                self.tabs[t as usize].started = true;
+                self.beat(now, t, TabState::Idle);
+                let d = self.exp(mean_switch);
+                self.at(now + d, Ev::Switch(v));
+            }
+            Ev::Switch(v) => {
+                let vis = &self.visitors[v as usize];
+                if vis.ended || vis.tabs.len() < 2 {
+                    return;
+                }
+                let (away, old) = (vis.away, vis.focus);
+                let other = vis.tabs.iter().copied().find(|&x| x != old);
+                let d = self.exp(mean_switch);
+                self.at(now + d, Ev::Switch(v));
+                if away {
+                    return;
+                }
+                let Some(new) = other else { return };
+                if !self.tabs[old as usize].started || !self.tabs[new as usize].started {
+                    return;
+                }
+                self.hide_tab(now, old);
+                self.visitors[v as usize].focus = new;
+                self.show_tab(now, new);
+            }
+            Ev::End(v) => {
+                let vanishes = self.rng.f64() < vanish;
+                let vis = &mut self.visitors[v as usize];
+                vis.ended = true;
+                vis.epoch += 1;
+                let focus = vis.focus;
+                let tabs = std::mem::take(&mut vis.tabs);
+                for t in tabs {
+                    let tab = &mut self.tabs[t as usize];
+                    tab.open = false;
+                    tab.epoch += 1;
+                    if tab.started && !vanishes {
+                        self.leave(now, t, t == focus);
+                    }
+                }
+            }
+            Ev::Flush(loc, slot, epoch) => {
+                let iso = &mut self.isos[loc as usize][slot as usize];
+                if iso.epoch == epoch {
+                    iso.flush_pending = false;
+                    self.flush(loc as usize, slot as usize, now);
+                }
+            }
+            Ev::Evict(loc, slot) => {
+                let (l, s) = (loc as usize, slot as usize);
+                let epoch = self.isos[l][s].epoch + 1;
+                let fresh = self.new_isolate(l, s, epoch);
+                let old = std::mem::replace(&mut self.isos[l][s], fresh);
+                if self.measuring {
+                    self.evictions += 1;
+                }
+                for i in old.awaiting {
+                    // Never published: the leave shows only when the tab times out.
+                    self.leaves[i as usize].published = None;
+                }
+                let d = self.exp(self.sc.isolate_lifetime_ms);
+                self.at(now + d, Ev::Evict(loc, slot));
+            }
+            Ev::Sample => self.sample(now),
+            Ev::Probe(i, n) => self.probe(now, i, n),
+        }
+    }
+
+    // ---- measurements ----
+
+    fn truth(&mut self, now: u64) -> u64 {
+        let window = self.sc.engine.window_ms;
+        let tabs = &self.tabs;
+        let visitors = &self.visitors;
+        let mut online = 0;
+        self.maybe_live.retain(|&v| {
+            let vis = &visitors[v as usize];
+            let live = vis.all_tabs.iter().any(|&t| {
+                let tab = &tabs[t as usize];
+                tab.started && tab.left_ms.is_none() && tab.last_ms + window > now
+            });
+            online += u64::from(live);
+            live || !vis.ended
+        });
+        online
+    }
+
+    fn sample(&mut self, now: u64) {
+        self.at(now + self.sc.sample_every_ms, Ev::Sample);
+        self.naive_present = self.naive.present(now, 60_000);
+        let truth = self.truth(now);
+        if !self.measuring {
+            return;
+        }
+        self.visitor_ms += truth as f64 * self.sc.sample_every_ms as f64;
+        self.truth_sum += truth as f64;
+        self.truth_n += 1;
+        let loc = self.rng.usize(..self.sc.locations);
+        let slot = self.rng.usize(..self.sc.isolates_per_location);
+        self.refresh(loc, slot, now, true);
+        let c = self.isos[loc][slot].p.count(now, SITE, None);
+        self.count_requests += 1;
+        self.count_naive_request();
+        let n = self
+            .naive
+            .count(self.seed, self.sc.max_lag_ms, loc as u16, now, 60_000);
+        let err = |est: u64| {
+            let e = est as f64 - truth as f64;
+            (
+                e,
+                if truth > 0 {
+                    100.0 * e / truth as f64
+                } else {
+                    0.0
+                },
+            )
+        };
+        self.err_h.push(err(c.online));
+        self.err_n.push(err(n));
+    }
+
+    fn probe(&mut self, now: u64, i: u32, n: u32) {
+        let offset = now - self.leaves[i as usize].at;
+        let (loc, remote) = (self.leaves[i as usize].loc, self.leaves[i as usize].remote);
+        let lp = &self.leaves[i as usize];
+        let (vid, tid) = (
+            self.visitors[lp.visitor as usize].id.clone(),
+            self.tabs[lp.tab as usize].id.clone(),
+        );
+        if !lp.own_done {
+            let slot = self.rng.usize(..self.sc.isolates_per_location);
+            self.refresh(loc as usize, slot, now, false);
+            let counted = self.isos[loc as usize][slot]
+                .p
+                .tab_counted(now, SITE, &vid, &tid);
+            let lp = &mut self.leaves[i as usize];
+            if counted {
+                lp.own_last_counted = offset;
+                lp.own_streak = 0;
+            } else {
+                lp.own_streak += 1;
+            }
+            if (lp.own_streak >= 10 && offset >= 1_000) || offset >= PROBE_HORIZON_MS {
+                lp.own_done = true;
+                let v = if counted {
+                    PROBE_HORIZON_MS
+                } else {
+                    lp.own_last_counted
+                };
+                self.own_h.push(v as f64 / 1000.0);
+            }
+        }
+        let lp = &self.leaves[i as usize];
+        if !lp.remote_done {
+            let r = remote.unwrap_or_default() as usize;
+            let mut done = offset >= PROBE_HORIZON_MS;
+            if let Some(pubd) = lp.published {
+                let slot = self.rng.usize(..self.sc.isolates_per_location);
+                self.refresh(r, slot, now, false);
+                let seen = self.isos[r][slot]
+                    .p
+                    .location_as_of(SITE, &self.loc_names[loc as usize])
+                    .is_some_and(|w| w >= pubd);
+                if seen {
+                    self.else_h.push(offset as f64 / 1000.0);
+                    self.leaves[i as usize].remote_done = true;
+                    done = false;
+                }
+            }
+            if done {
+                self.else_h.push(PROBE_HORIZON_MS as f64 / 1000.0);
+                self.lost_leaves += u64::from(self.leaves[i as usize].published.is_none());
+                self.leaves[i as usize].remote_done = true;
+            }
+        }
+        let lp = &self.leaves[i as usize];
+        if !(lp.own_done && lp.remote_done) {
+            let next = if n < 29 { 100 } else { 1_000 };
+            self.at(now + next, Ev::Probe(i, n + 1));
+        }
+    }
+}
+
+/// Runs `scenario` with `seed` and reports what each design cost and how accurate it was.
+#[must_use]
+pub fn run(scenario: &Scenario, seed: u64) -> Report {
+    let started = std::time::Instant::now();
+    let sc = scenario;
+    let loc_names: Vec<String> = (0..sc.locations).map(|l| format!("L{l:03}")).collect();
+    let expected_leaves =
+        sc.visitors as f64 * sc.measure_ms as f64 / sc.workload.mean_visit_ms as f64;
+    let mut sim = Sim {
+        sc,
+        rng: Rng::with_seed(seed),
+        seed,
+        heap: BinaryHeap::new(),
+        seq: 0,
+        visitors: Vec::new(),
+        tabs: Vec::new(),
+        maybe_live: Vec::new(),
+        isos: Vec::new(),
+        loc_names,
+        prefix: record_prefix(SITE),
+        kv: Kv::new(seed, sc.max_lag_ms),
+        naive: NaiveKv::default(),
+        naive_present: 0,
+        measuring: false,
+        measure_start: 0,
+        end_ms: sc.warmup_ms + sc.measure_ms,
+        count_requests: 0,
+        naive_list_ops: 0,
+        naive_read_ops: 0,
+        naive_b_list_ops: 0,
+        visitor_ms: 0.0,
+        truth_sum: 0.0,
+        truth_n: 0,
+        err_h: Vec::new(),
+        err_n: Vec::new(),
+        leaves: Vec::new(),
+        leave_p: (sc.leave_samples as f64 / expected_leaves.max(1.0)).min(1.0),
+        own_h: Vec::new(),
+        else_h: Vec::new(),
+        else_n: Vec::new(),
+        lost_leaves: 0,
+        ops_at_start: Ops::default(),
+        naive_at_start: Ops::default(),
+        evictions: 0,
+        requests: 0,
+    };
+    for l in 0..sc.locations {
+        let row: Vec<Iso> = (0..sc.isolates_per_location)
+            .map(|s| sim.new_isolate(l, s, 0))
+            .collect();
+        sim.isos.push(row);
+        for s in 0..sc.isolates_per_location {
+            let d = sim.exp(sc.isolate_lifetime_ms);
+            sim.at(d, Ev::Evict(l as u16, s as u16));
+        }
+    }
+    // The population starts at its mean, arriving over the first heartbeat interval.
+    for _ in 0..sc.visitors {
+        let t = sim.rng.u64(..sc.engine.heartbeat_ms);
+        sim.at(t, Ev::Initial);
+    }
+    sim.at(sc.engine.heartbeat_ms, Ev::Arrive);
+    sim.at(sc.warmup_ms, Ev::Measure);
+    sim.at(1, Ev::Sample);
+    while let Some(Reverse((now, _, ev))) = sim.heap.pop() {
+        if now >= sim.end_ms {
+            break;
+        }
+        sim.handle(now, ev);
+    }
+    finish(sim, started)
+}
+
+fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
+    let sc = sim.sc;
+    let hours = sc.measure_ms as f64 / 3_600_000.0;
+    let vh = (sim.visitor_ms / 3_600_000.0).max(1e-9);
+    let h = sim.kv.ops - sim.ops_at_start;
+    let n = sim.naive.ops - sim.naive_at_start;
+    let err_stat = |v: &[(f64, f64)]| {
+        (
+            Stat::of(v.iter().map(|e| e.0.abs())),
+            Stat::of(v.iter().map(|e| e.1.abs())),
+            if v.is_empty() {
+                0.0
+            } else {
+                v.iter().map(|e| e.0).sum::<f64>() / v.len() as f64
+            },
+        )
+    };
+    let (ea, ep, eb) = err_stat(&sim.err_n);
+    let naive = |name: &'static str, lists: u64, reads: u64| DesignReport {
+        name,
+        writes: n.writes,
+        deletes: n.deletes,
+        lists,
+        reads,
+        violations: n.violations,
+        count_requests: sim.count_requests,
+        err_abs: ea.clone(),
+        err_pct: ep.clone(),
+        bias: eb,
+        leave_own: Stat::of(std::iter::repeat_n(0.0, sim.else_n.len().max(1))),
+        leave_else: Stat::of(sim.else_n.iter().copied()),
+    };
+    let a = naive(
+        "(a) naive: key/visitor, list+get",
+        sim.naive_list_ops,
+        sim.naive_read_ops,
+    );
+    let b = naive(
+        "(b) key/visitor, state in metadata",
+        sim.naive_b_list_ops,
+        0,
+    );
+    let (ha, hp, hb) = err_stat(&sim.err_h);
+    let c = DesignReport {
+        name: "(c) herenow engine",
+        writes: h.writes,
+        deletes: h.deletes,
+        lists: h.lists,
+        reads: h.reads,
+        violations: h.violations,
+        count_requests: sim.count_requests,
+        err_abs: ha,
+        err_pct: hp,
+        bias: hb,
+        leave_own: Stat::of(sim.own_h.iter().copied()),
+        leave_else: Stat::of(sim.else_h.iter().copied()),
+    };
+    Report {
+        scenario: sc.clone(),
+        hours,
+        visitor_hours: vh,
+        mean_online: if sim.truth_n > 0 {
+            sim.truth_sum / sim.truth_n as f64
+        } else {
+            0.0
+        },
+        requests: sim.requests,
+        evictions: sim.evictions,
+        lost_leaves: sim.lost_leaves,
+        last_seen_writes: h.last_seen_writes,
+        max_value_bytes: sim.kv.max_value,
+        max_metadata_bytes: sim.kv.max_metadata,
+        max_key_bytes: sim.kv.max_key,
+        min_ttl_s: if sim.kv.min_ttl == u64::MAX {
+            0
+        } else {
+            sim.kv.min_ttl
+        },
+        designs: [a, b, c],
+        runtime_s: started.elapsed().as_secs_f64(),
+    }
+}

@@ -1,0 +1,57 @@
+//! The small scenario of the simulation, with assertions on its targets (runs in
+//! `cargo test -p herenow-core`; the full run is `cargo run -p herenow-core --release
+//! --example simulate`).
+
+use herenow_core::sim::{Scenario, run};
+
+#[test]
+fn small_scenario_meets_its_targets() {
+    let report = run(&Scenario::small(), 1);
+    println!("{report}");
+    for t in report.targets() {
+        assert!(t.pass, "target missed: {t}");
+    }
+    let h = report.herenow();
+    assert!(report.herenow_writes_per_day() < 1_000.0);
+    assert!(report.mean_online >= 9.5, "about 10 people online all day");
+    assert_eq!(h.violations, 0);
+    assert!(h.leave_own.n >= 100 && h.leave_own.p99 <= 2.0);
+    // Far fewer writes than one per heartbeat, and cheaper counts.
+    assert!(report.write_ratio() >= 20.0, "{}", report.write_ratio());
+    assert!(h.ops_per_count() < report.naive().ops_per_count());
+}
+
+#[test]
+fn the_simulation_is_deterministic_for_a_seed() {
+    let mut sc = Scenario::small();
+    sc.measure_ms = 2 * 3_600_000;
+    let a = run(&sc, 7);
+    let b = run(&sc, 7);
+    assert_eq!(a.designs, b.designs);
+    assert_eq!((a.requests, a.visitor_hours), (b.requests, b.visitor_hours));
+    let c = run(&sc, 8);
+    assert_ne!(a.requests, c.requests, "another seed, another run");
+}
+
+#[test]
+fn several_isolates_per_location_keep_counts_and_leaves_right() {
+    // Random routing over 3 isolates at each of 2 locations: peers mode, handoffs,
+    // time-outs decided by whoever saw a tab last.
+    let mut sc = Scenario::medium().with_isolates(3);
+    sc.visitors = 60;
+    sc.locations = 2;
+    sc.warmup_ms = 5 * 60_000;
+    sc.measure_ms = 20 * 60_000;
+    sc.leave_samples = 60;
+    let r = run(&sc, 3);
+    let h = r.herenow();
+    assert_eq!(h.violations, 0);
+    assert!(
+        h.leave_own.n > 20 && h.leave_own.p99 <= 2.5,
+        "{:?}",
+        h.leave_own
+    );
+    assert!(h.leave_else.p99 <= 120.0, "{:?}", h.leave_else);
+    assert!(h.err_abs.mean <= 2.0, "{:?} (bias {})", h.err_abs, h.bias);
+    assert!(r.write_ratio() > 3.0);
+}
