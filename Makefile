@@ -89,7 +89,7 @@ test-e2e:
 	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs
 
 tools-vite-app:
-	@test tests/vite-app/node_modules/.package-lock.json -nt tests/vite-app/package-lock.json || { echo "==> npm ci (tests/vite-app)"; npm ci --prefix tests/vite-app --no-audit --no-fund; }
+	@test tests/vite-app/node_modules/.package-lock.json -nt tests/vite-app/package-lock.json || { echo "==> npm ci (tests/vite-app)"; (cd tests/vite-app && npm ci --no-audit --no-fund); }
 
 build-npm: build-client
 	@scripts/build-npm.sh

@@ -3,7 +3,7 @@
 // misuse, and a vite@7 app (tests/vite-app) that imports the packed package, is built by
 // vite and runs in headless Chromium against the real worker (wrangler dev).
 //
-// Needs tests/vite-app/node_modules (`npm ci --prefix tests/vite-app`, the Makefile's
+// Needs tests/vite-app/node_modules (`cd tests/vite-app && npm ci`, the Makefile's
 // install step). Builds the client and the edge first when their output is missing.
 // Everything listens on 127.0.0.1 and every wait has a deadline.
 import { test, describe, before, after } from "node:test";
@@ -57,7 +57,7 @@ before(async () => {
   await run("bash", ["scripts/build-npm.sh"], { timeout: 600_000 });
   assert.ok(existsSync(TARBALL), `${TARBALL} was not made`);
   assert.ok(existsSync(join(APP, "node_modules", "vite")),
-    "tests/vite-app has no node_modules: run `npm ci --prefix tests/vite-app` (make does)");
+    "tests/vite-app has no node_modules: run `cd tests/vite-app && npm ci` (make does)");
   // Installs the packed tarball as a user would, without touching package.json or the
   // lockfile (herenow has no dependencies, so nothing is fetched).
   await run("rm", ["-rf", join(APP, "node_modules", "herenow")]);
