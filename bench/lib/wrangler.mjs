@@ -2,7 +2,7 @@
 // on a free loopback port, the way tests/lib/wrangler.mjs does for the edge worker, and
 // stops it by its process group. Used for herenow (edge/), bench/naive and bench/ceiling.
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
+import { freePort } from "../../tests/lib/wrangler.mjs";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -10,17 +10,7 @@ import { fileURLToPath } from "node:url";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** Starts wrangler dev in `dir` with `vars`; returns { origin, port, pid, stop, log() }. */
 export async function startWrangler({ dir, vars = {}, readyMs = 90_000, persistRoot, extraArgs = [] }) {
