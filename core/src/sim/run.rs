@@ -182,13 +182,10 @@ impl Sim<'_> {
 
     // ---- requests, fed to all designs ----
 
-    fn beat(&mut self, now: u64, tab: u32, state: TabState) {
-        let t = &mut self.tabs[tab as usize];
-        t.started = true;
-        t.last_ms = now;
-        t.left_ms = None;
+    /// The wire body a request from `tab` carries, and its visitor's location.
+    fn wire_beat(&self, tab: u32, state: TabState) -> (Beat, u16) {
+        let t = &self.tabs[tab as usize];
         let v = &self.visitors[t.visitor as usize];
-        let loc = v.loc;
         let beat = Beat {
             site: SITE.into(),
             visitor: v.id.clone(),
@@ -197,8 +194,17 @@ impl Sim<'_> {
             state,
             member_token: None,
         };
-        let member = v.member.clone();
+        (beat, v.loc)
+    }
+
+    fn beat(&mut self, now: u64, tab: u32, state: TabState) {
+        let t = &mut self.tabs[tab as usize];
+        t.started = true;
+        t.last_ms = now;
+        t.left_ms = None;
         let vi = t.visitor as usize;
+        let (beat, loc) = self.wire_beat(tab, state);
+        let member = self.visitors[vi].member.clone();
         // (a), (b): one key per visitor, written on every heartbeat.
         let meta_len = 40 + beat.page.len();
         self.naive.put(vi, now, loc, self.sc.max_lag_ms, meta_len);
@@ -220,17 +226,9 @@ impl Sim<'_> {
     fn leave(&mut self, now: u64, tab: u32, sample: bool) {
         let t = &mut self.tabs[tab as usize];
         t.left_ms = Some(now);
-        let v = &self.visitors[t.visitor as usize];
-        let loc = v.loc;
-        let beat = Beat {
-            site: SITE.into(),
-            visitor: v.id.clone(),
-            tab: t.id.clone(),
-            page: t.page.clone(),
-            state: TabState::Idle,
-            member_token: None,
-        };
-        let vi = t.visitor as usize;
+        let visitor = t.visitor;
+        let vi = visitor as usize;
+        let (beat, loc) = self.wire_beat(tab, TabState::Idle);
         self.naive.delete(vi, now, loc, self.sc.max_lag_ms);
         let slot = self.rng.usize(..self.sc.isolates_per_location);
         self.requests += 1;
@@ -245,7 +243,7 @@ impl Sim<'_> {
             let iso = &mut self.isos[loc as usize][slot];
             iso.awaiting.push(i);
             self.leaves.push(LeaveProbe {
-                visitor: t.visitor,
+                visitor,
                 tab,
                 loc,
                 at: now,
