@@ -42,7 +42,7 @@ build-client: tools
 
 build-edge: tools
 	@echo "==> worker-build --release (edge)"
-	@cd edge && WASM_BINDGEN_BIN="$$(command -v wasm-bindgen)" worker-build --release 2>&1 | grep -v '^\s*$$' | tail -n 5
+	@cd edge && CARGO_PROFILE_RELEASE_OPT_LEVEL=3 WASM_BINDGEN_BIN="$$(command -v wasm-bindgen)" worker-build --release 2>&1 | grep -v '^\s*$$' | tail -n 5
 
 dev: build
 	@echo "==> wrangler dev on http://127.0.0.1:$(PORT) (local KV persisted in .wrangler/state)"

@@ -95,7 +95,7 @@ export function summarizeProfile(prof) {
   return {
     busyMs: busy / 1000,
     idleMs: idle / 1000,
-    top: [...self].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([name, us]) => ({ name, pct: pct(us) })),
+    top: [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_TOP ?? 12)).map(([name, us]) => ({ name, pct: pct(us) })),
     kinds: [...kinds].sort((a, b) => b[1] - a[1]).map(([name, us]) => ({ name, pct: pct(us) })),
   };
 }

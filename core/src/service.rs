@@ -39,6 +39,13 @@ pub struct Service {
 /// take to time out is the only thing it can miss, and that by at most this much.
 pub const COUNT_REUSE_MS: u64 = 250;
 
+/// While the count keeps changing (a join storm), a computed count is reused for one
+/// millisecond per this many tabs it counted, up to [`COUNT_REUSE_MS`]. A recount costs
+/// time in proportion to the tabs, so this bounds the share of time spent recounting
+/// whatever the size of the site; a site under this many tabs is recounted on every change
+/// and so always exact.
+pub const RECOUNT_TABS_PER_MS: u64 = 100;
+
 /// A count computed at `at` for the engine's `version`, with people on every page.
 #[derive(Debug)]
 struct CachedCount {
@@ -161,13 +168,20 @@ impl Service {
     }
 
     /// The count, reused for up to [`COUNT_REUSE_MS`] while the engine's version for the
-    /// site is unchanged: a steady heartbeat then costs no aggregation over all tabs.
+    /// site is unchanged: a steady heartbeat then costs no aggregation over all tabs. When
+    /// the version moved, it is reused only for [`RECOUNT_TABS_PER_MS`]'s bound, so that a
+    /// storm of joins does not recount every tab once per join.
     pub fn cached_count(&self, now: u64, site: &str, page: Option<&str>) -> Count {
         let version = self.with(|p| p.version(site));
         let mut counts = self.counts.borrow_mut();
-        let fresh = counts
-            .get(site)
-            .is_some_and(|c| c.version == version && now >= c.at && now < c.at + COUNT_REUSE_MS);
+        let fresh = counts.get(site).is_some_and(|c| {
+            let reuse = if c.version == version {
+                COUNT_REUSE_MS
+            } else {
+                (c.count.tabs / RECOUNT_TABS_PER_MS).min(COUNT_REUSE_MS)
+            };
+            now >= c.at && now < c.at + reuse
+        });
         if !fresh {
             let (count, pages) = self.with(|p| p.count_all_pages(now, site));
             counts.insert(
@@ -255,5 +269,72 @@ impl Service {
         }
         self.with(|p| p.apply_remote(now, site, &listed, fetched));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use crate::protocol::TabState;
+    use crate::store::{ManualClock, MemoryStore, block_on_ready};
+
+    const T0: u64 = 1_800_000_000_000;
+
+    fn beat(i: u32) -> Beat {
+        Beat {
+            site: "demo".into(),
+            visitor: format!("00000000-0000-4000-8000-{i:012x}"),
+            tab: format!("t{i}"),
+            page: "/".into(),
+            state: TabState::Active,
+            member_token: None,
+        }
+    }
+
+    fn setup() -> (Service, MemoryStore) {
+        let presence = Presence::new("iso", EngineConfig::with_window(60_000));
+        (
+            Service::new(presence),
+            MemoryStore::new(ManualClock::new(T0)),
+        )
+    }
+
+    fn beat_online(svc: &Service, kv: &MemoryStore, now: u64, i: u32) -> u64 {
+        block_on_ready(svc.heartbeat(kv, now, &beat(i), None))
+            .map(|r| r.count.online)
+            .unwrap_or(u64::MAX)
+    }
+
+    #[test]
+    fn a_small_site_is_recounted_on_every_change() {
+        let (svc, kv) = setup();
+        for i in 0..(RECOUNT_TABS_PER_MS as u32 - 1) {
+            // Same millisecond: only the version says the count moved.
+            assert_eq!(beat_online(&svc, &kv, T0, i), u64::from(i) + 1);
+        }
+        block_on_ready(svc.leave(&kv, T0, &beat(0)));
+        let count = block_on_ready(svc.count(&kv, T0, "demo", None)).map(|c| c.online);
+        assert_eq!(count, Ok(u64::from(RECOUNT_TABS_PER_MS as u32 - 2)));
+    }
+
+    #[test]
+    fn a_join_storm_on_a_large_site_recounts_at_most_once_per_bound() {
+        let (svc, kv) = setup();
+        let n = 20 * RECOUNT_TABS_PER_MS as u32; // reuse bound: 20 ms
+        for i in 0..n {
+            let _ = beat_online(&svc, &kv, T0, i);
+        }
+        // Counted at T0 + 1 with all n tabs present.
+        assert_eq!(beat_online(&svc, &kv, T0 + 1, 0), u64::from(n));
+        // Joins within the bound reuse that count (stale by the joins since) ...
+        for i in n..n + 10 {
+            assert_eq!(beat_online(&svc, &kv, T0 + 10, i), u64::from(n));
+        }
+        // ... until 20 ms after it was made.
+        assert_eq!(beat_online(&svc, &kv, T0 + 20, n + 10), u64::from(n));
+        assert_eq!(beat_online(&svc, &kv, T0 + 21, 1), u64::from(n + 11));
+        // A steady heartbeat does not move the version: that count stays exact.
+        assert_eq!(beat_online(&svc, &kv, T0 + 22, 2), u64::from(n + 11));
     }
 }

@@ -400,6 +400,20 @@ pub fn badge_svg(online: u64) -> String {
     )
 }
 
+/// The path and query of an absolute URL as `Request.url` serialises it
+/// (`scheme://authority/path?query#fragment`), without a full URL parse. A URL
+/// without a path gives `/`; the fragment is dropped.
+#[must_use]
+pub fn path_and_query(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(url, |i| &url[i + 3..]);
+    let rest = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
+    let rest = rest.split('#').next().unwrap_or(rest);
+    match rest.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (rest, ""),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,5 +715,21 @@ mod tests {
         assert_eq!(limited, 25);
         let r = block_on_ready(app.handle(&store, 1_000_000, &get("/v1/count", "site=demo")));
         assert_eq!(json(&r)["online"], 5);
+    }
+
+    #[test]
+    fn path_and_query_split_a_serialised_url() {
+        assert_eq!(
+            path_and_query("http://127.0.0.1:8787/v1/count?site=demo&page=%2F"),
+            ("/v1/count", "site=demo&page=%2F")
+        );
+        assert_eq!(path_and_query("https://a.example/"), ("/", ""));
+        assert_eq!(path_and_query("https://a.example"), ("/", ""));
+        assert_eq!(
+            path_and_query("https://a.example/x/y#f?not-query"),
+            ("/x/y", "")
+        );
+        assert_eq!(path_and_query("https://a.example/p?q=1#f"), ("/p", "q=1"));
+        assert_eq!(path_and_query("https://a.example/p?"), ("/p", ""));
     }
 }

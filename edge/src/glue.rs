@@ -1,4 +1,4 @@
-//! The Workers entry: converts `worker::Request` to [`HttpRequest`], runs the app, and
+//! The Workers entry: converts the runtime's request to [`HttpRequest`], runs the app, and
 //! converts the [`HttpResponse`] back. The app lives for the isolate's lifetime.
 
 use std::cell::{Cell, RefCell};
@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use herenow_core::protocol::MAX_BODY_BYTES;
-use worker::{Context, Date, Delay, Env, Headers, Method, Request, Response, event};
+use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{Context, Date, Delay, Env, Headers, Request, Response, event, js_sys, web_sys};
 
-use crate::app::{App, HttpRequest, HttpResponse};
+use crate::app::{App, HttpRequest, HttpResponse, path_and_query};
 use crate::config::Config;
 use crate::kv::Kv;
 use herenow_core::{Error, ErrorKind};
@@ -81,9 +83,9 @@ fn app(env: &Env, colo: Option<String>) -> Result<Rc<App>, Error> {
 
 /// Reads at most one byte past [`MAX_BODY_BYTES`]: enough for the app to answer 413,
 /// without buffering a large (or chunked, length-less) body.
-async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
+async fn read_body(req: web_sys::Request) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
-    let Ok(mut stream) = req.stream() else {
+    let Ok(mut stream) = Request::from(req).stream() else {
         return Ok(out);
     };
     while let Some(chunk) = stream.next().await {
@@ -97,34 +99,67 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-async fn to_http(mut req: Request) -> Result<HttpRequest, Error> {
-    let url = req
-        .url()
-        .map_err(|e| Error::bad_request("invalid_url", e.to_string()))?;
-    let headers = req.headers().clone();
+/// A declared small body, read in one go.
+async fn read_declared_body(req: &web_sys::Request) -> Result<Vec<u8>, Error> {
+    let invalid = |e: JsValue| Error::bad_request("invalid_body", format!("{e:?}"));
+    let promise = req.array_buffer().map_err(invalid)?;
+    let buffer = JsFuture::from(promise).await.map_err(invalid)?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// Converts the runtime's request. It works on `web_sys::Request` directly: the `worker`
+/// crate's `Request` reads `request.cf` on every request, which the runtime builds anew
+/// on each read (a tenth of a heartbeat's time in a profile).
+async fn to_http(req: web_sys::Request, url: &str) -> Result<HttpRequest, Error> {
+    let headers = req.headers();
     let get = |name: &str| headers.get(name).ok().flatten();
     let content_length = get("content-length").and_then(|v| v.parse().ok());
     let method = req.method();
-    let body = match (matches!(method, Method::Post), content_length) {
+    let body = match (method == "POST", content_length) {
         // A declared small body: one read.
-        (true, Some(n)) if n <= MAX_BODY_BYTES as u64 => req
-            .bytes()
-            .await
-            .map_err(|e| Error::bad_request("invalid_body", e.to_string()))?,
+        (true, Some(n)) if n <= MAX_BODY_BYTES as u64 => read_declared_body(&req).await?,
         // No declared length: stream, and stop past the limit.
-        (true, None) => read_body(&mut req).await?,
+        (true, None) => {
+            let origin = get("origin");
+            let content_type = get("content-type");
+            let client_ip = get("cf-connecting-ip");
+            let (path, query) = path_and_query(url);
+            let (path, query) = (path.to_owned(), query.to_owned());
+            return Ok(HttpRequest {
+                method,
+                path,
+                query,
+                origin,
+                content_type,
+                content_length,
+                body: read_body(req).await?,
+                client_ip,
+            });
+        }
         _ => Vec::new(),
     };
+    let (path, query) = path_and_query(url);
     Ok(HttpRequest {
-        method: method.to_string(),
-        path: url.path().to_owned(),
-        query: url.query().unwrap_or("").to_owned(),
+        method,
+        path: path.to_owned(),
+        query: query.to_owned(),
         origin: get("origin"),
         content_type: get("content-type"),
         content_length,
         body,
         client_ip: get("cf-connecting-ip"),
     })
+}
+
+/// The data center serving the request (`request.cf.colo`), if the runtime says.
+fn colo(req: &web_sys::Request) -> Option<String> {
+    let cf = js_sys::Reflect::get(req, &JsValue::from_str("cf")).ok()?;
+    if cf.is_undefined() || cf.is_null() {
+        return None;
+    }
+    js_sys::Reflect::get(&cf, &JsValue::from_str("colo"))
+        .ok()?
+        .as_string()
 }
 
 fn to_response(r: HttpResponse) -> worker::Result<Response> {
@@ -140,14 +175,15 @@ fn to_response(r: HttpResponse) -> worker::Result<Response> {
     Ok(resp.with_status(r.status).with_headers(headers))
 }
 
-async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<HttpResponse, Error> {
+async fn handle(
+    req: web_sys::Request,
+    url: &str,
+    env: &Env,
+    ctx: &Context,
+) -> Result<HttpResponse, Error> {
     let initialised = APP.with(|a| a.borrow().is_some());
     // The data center is read once, when the isolate's app is made.
-    let colo = if initialised {
-        None
-    } else {
-        req.cf().map(|cf| cf.colo())
-    };
+    let colo = if initialised { None } else { colo(&req) };
     let app = app(env, colo)?;
     let kv = Kv(env.kv(KV_BINDING).map_err(|e| {
         Error::new(
@@ -156,7 +192,7 @@ async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<HttpResponse, 
             format!("KV binding {KV_BINDING}: {e}"),
         )
     })?);
-    let req = to_http(req).await?;
+    let req = to_http(req, url).await?;
     let resp = app.handle(&kv, Date::now().as_millis(), &req).await;
     schedule_flush(ctx, app, kv);
     Ok(resp)
@@ -182,10 +218,11 @@ async fn not_found_page(env: &Env, url: &str) -> Option<Response> {
 
 /// The Workers fetch handler.
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let url = req.url().map(|u| u.to_string()).unwrap_or_default();
-    let is_page = req.path() != "/healthz" && !req.path().starts_with("/v1/");
-    let resp = match handle(req, &env, &ctx).await {
+pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let url = req.url();
+    let (path, _) = path_and_query(&url);
+    let is_page = path != "/healthz" && !path.starts_with("/v1/");
+    let resp = match handle(req, &url, &env, &ctx).await {
         Ok(r) => r,
         Err(e) => HttpResponse::from_error(&e),
     };
