@@ -5,15 +5,18 @@
 // thresholds) and prints "bench smoke: N passed, M failed".
 //
 // Steps, all on 127.0.0.1, every loop bounded in count and time:
-//  1. wrangler dev (local workerd, local KV on tmpfs) for herenow (a snapshot of edge/build),
-//     bench/naive and bench/ceiling (+ the ceiling behind herenow's static-assets router).
+//  1. wrangler dev (local workerd, local KV on tmpfs) for herenow (a snapshot of edge/build,
+//     API only: its wrangler.toml without the [assets] block), bench/naive, bench/ceiling, and
+//     herenow as deployed (behind wrangler's static-assets router) with the ceiling behind the
+//     same router config, for the like-for-like comparison at the first level.
 //  2. Client: file sizes; Chromium: loader → first heartbeat, main-thread time.
 //  3. For each visitor level: pre-populate (bounded by time), then interleaved wrk rounds of
 //     POST /v1/heartbeat and GET /v1/count against every target, and a sequential count probe.
 //  4. KV operations per request, in Miniflare with the KV binding wrapped (separate run).
 //  5. The presence engine's simulation (cargo run -p herenow-core --release --example simulate).
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { cpus, totalmem, loadavg } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -37,7 +40,7 @@ const CFG = SMOKE
       ops: { levels: [20], seconds: 0.5, settleMs: 0 }, clientRuns: 1, sim: false, simBoundS: 0, deadlineS: 120,
     }
   : {
-      levels: [100, 10_000, 100_000], seedBudgetS: [30, 100, 90], rounds: 2, seconds: 4, connections: 8, threads: 1,
+      levels: [100, 10_000, 100_000], seedBudgetS: [30, 100, 150], rounds: 2, seconds: 4, connections: 8, threads: 1,
       probe: { n: 5, ms: 20_000 }, diagnostics: true,
       ops: { levels: [100, 2500], seconds: 5, settleMs: 2500 }, clientRuns: 5, sim: true, simBoundS: 180, deadlineS: 15 * 60,
     };
@@ -144,6 +147,45 @@ async function seedNaive(origin, from, to, deadlineMs, onProgress) {
   return { requested: to - from, sent: next - from, ok, failed, seconds: (Date.now() - t0) / 1000, complete: next >= to && failed === 0 };
 }
 
+/** CPU time (user + system, ms) so far of every process in `pgid`'s group (wrangler's node
+ * process and its workerd processes). */
+function groupCpuMs(pgid) {
+  let ticks = 0;
+  for (const pid of sh("ps", ["-o", "pid=", "-g", String(pgid)]).split("\n").map((x) => x.trim()).filter(Boolean)) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch { /* gone */ }
+  }
+  return ticks * (1000 / Number(sh("getconf", ["CLK_TCK"]) || 100));
+}
+
+/** One wrk run, with the server's CPU time per request (µs) over the run. */
+async function measuredWrk(server, opts) {
+  const c0 = groupCpuMs(server.pid);
+  const res = await runWrk({ origin: server.origin, ...opts });
+  const cpuMs = groupCpuMs(server.pid) - c0;
+  return { ...res, cpuUsPerReq: res.requests > 0 ? (cpuMs * 1000) / res.requests : NaN };
+}
+
+/** Pre-populates herenow with one heartbeat from each visitor of [from, to), bounded by time. */
+function seedBeats(origin, from, to, budgetS) {
+  if (to <= from) return { requested: 0, sent: 0, ok: 0, failed: 0, seconds: 0, complete: true };
+  return seedHeartbeats({ origin, prefix: PREFIX, from, to, concurrency: 16, deadlineMs: Date.now() + budgetS * 1000,
+    onProgress: (p) => say(`  herenow seed ${p.done}/${p.of} in ${p.seconds.toFixed(0)} s`) });
+}
+
+/** A copy of bench/ceiling behind the same [assets] block as herenow's wrangler.toml. */
+function routedCeiling(herenowToml) {
+  const base = mkdtempSync(join(tmpdir(), "herenow-bench-ceiling-"));
+  cpSync(join(BENCH, "ceiling"), join(base, "ceiling"), { recursive: true });
+  cpSync(join(ROOT, "www"), join(base, "www"), { recursive: true });
+  const assets = herenowToml.match(/\n\[assets\][\s\S]*?(?=\n\[)/);
+  if (!assets) throw new Error("edge/wrangler.toml has no [assets] block");
+  writeFileSync(join(base, "ceiling", "wrangler.toml"), readFileSync(join(base, "ceiling", "wrangler.toml"), "utf8") + assets[0] + "\n");
+  return { dir: join(base, "ceiling"), remove: () => rmSync(base, { recursive: true, force: true }) };
+}
+
 async function getCount(origin) {
   const t = performance.now();
   const r = await fetch(`${origin}/v1/count?site=demo`, { signal: AbortSignal.timeout(60_000) });
@@ -176,9 +218,15 @@ async function main() {
   const steps = {};
 
   // 1. servers ----------------------------------------------------------------------------
-  say("starting wrangler dev: herenow (snapshot of edge/build), naive, ceiling" + (CFG.diagnostics ? ", ceiling+assets" : ""));
+  say("starting wrangler dev: herenow (snapshot of edge/build, API only), naive, ceiling, herenow and ceiling behind the assets router");
   const snap = snapshotEdge();
   cleanups.push(snap.remove);
+  const snapApi = snapshotEdge();
+  cleanups.push(snapApi.remove);
+  const toml = readFileSync(join(snap.dir, "wrangler.toml"), "utf8");
+  writeFileSync(join(snapApi.dir, "wrangler.toml"), toml.replace(/\n\[assets\][\s\S]*?(?=\n\[)/, "\n"));
+  const ceilRouted = routedCeiling(toml);
+  cleanups.push(ceilRouted.remove);
   const start = async (name, opts) => {
     const s = await startWrangler({ persistRoot: PERSIST_ROOT, ...opts });
     cleanups.push(s.stop);
@@ -186,10 +234,11 @@ async function main() {
   };
   const tStart = Date.now();
   const servers = Object.fromEntries(await Promise.all([
-    start("herenow", { dir: snap.dir, vars: HERENOW_VARS }),
+    start("herenow", { dir: snapApi.dir, vars: HERENOW_VARS }),
     start("naive", { dir: join(BENCH, "naive"), vars: NAIVE_VARS }),
     start("ceiling", { dir: join(BENCH, "ceiling") }),
-    ...(CFG.diagnostics ? [start("ceilingAssets", { dir: join(BENCH, "ceiling"), extraArgs: ["--assets", join(snap.dir, "..", "www")] })] : []),
+    start("herenowRouted", { dir: snap.dir, vars: HERENOW_VARS }),
+    start("ceilingRouted", { dir: ceilRouted.dir }),
   ]));
   steps.startS = (Date.now() - tStart) / 1000;
   say(`servers ready in ${steps.startS.toFixed(1)} s: ${Object.entries(servers).map(([k, s]) => `${k} ${s.origin}`).join(", ")}`);
@@ -204,7 +253,7 @@ async function main() {
       const browser = await launchChromium();
       cleanups.push(() => browser.close());
       say(`Chromium: ${CFG.clientRuns} cold loads with and without the herenow script`);
-      client.chromium = await measureClient(browser, servers.herenow.origin, CFG.clientRuns);
+      client.chromium = await measureClient(browser, servers.herenowRouted.origin, CFG.clientRuns);
       await browser.close();
       say(`client: loader→first heartbeat ${client.chromium.loaderToBeat.toFixed(1)} ms, main thread +${(client.chromium.taskWith - client.chromium.taskBare).toFixed(1)} ms`);
     } catch (e) {
@@ -222,7 +271,7 @@ async function main() {
   check("client main-thread time", client.chromium && client.chromium.taskWith > 0);
 
   // 3. load --------------------------------------------------------------------------------
-  const reached = { herenow: 0, naive: 0 };
+  const reached = { herenow: 0, naive: 0, herenowRouted: 0 };
   const levels = [];
   const tLoad = Date.now();
   for (const [li, level] of CFG.levels.entries()) {
@@ -232,15 +281,18 @@ async function main() {
     const budget = CFG.seedBudgetS[li];
     const deadline = Date.now() + budget * 1000;
     say(`level ${level}: pre-populating herenow ${reached.herenow}→${level} (heartbeats) and naive ${reached.naive}→${level} (seed route), ≤ ${budget} s`);
-    const [hs, ns] = await Promise.all([
-      reached.herenow < level
-        ? seedHeartbeats({ origin: servers.herenow.origin, prefix: PREFIX, from: reached.herenow, to: level, concurrency: 16, deadlineMs: deadline,
-            onProgress: (p) => say(`  herenow seed ${p.done}/${p.of} in ${p.seconds.toFixed(0)} s`) })
-        : { requested: 0, sent: 0, ok: 0, failed: 0, seconds: 0, complete: true },
+    const [hs, ns, rs] = await Promise.all([
+      seedBeats(servers.herenow.origin, reached.herenow, level, budget),
       reached.naive < level
         ? seedNaive(servers.naive.origin, reached.naive, level, deadline, (p) => say(`  naive seed ${p.done}/${p.of} in ${p.seconds.toFixed(0)} s`))
         : { requested: 0, sent: 0, ok: 0, failed: 0, seconds: 0, complete: true },
+      // herenow as deployed: the first level only (the routed comparison runs there).
+      li === 0 ? seedBeats(servers.herenowRouted.origin, 0, level, budget) : null,
     ]);
+    if (rs) {
+      reached.herenowRouted = rs.sent;
+      check("routed herenow seeded", rs.failed === 0 && rs.sent > 0, JSON.stringify(rs));
+    }
     reached.herenow += hs.sent;
     reached.naive += ns.sent;
     lv.seed = { herenow: hs, naive: ns };
@@ -255,7 +307,7 @@ async function main() {
       JSON.stringify({ present: lv.present, hf: hs.failed, nf: ns.failed }));
 
     // Interleaved rounds: every target once per endpoint per round, order rotated per round.
-    const targets = ["herenow", "naive", "ceiling", ...(CFG.diagnostics ? ["ceilingAssets"] : [])];
+    const targets = ["herenow", "naive", "ceiling", ...(li === 0 ? ["herenowRouted", "ceilingRouted"] : [])];
     const plan = [];
     for (const ep of ["beat", "count"]) for (const t of targets) plan.push([ep, t]);
     if (CFG.diagnostics && li === 0) plan.push(["healthz", "herenow"]);
@@ -264,11 +316,11 @@ async function main() {
       say(`level ${level}: round ${r + 1}/${CFG.rounds}: ${order.length} wrk runs of ${CFG.seconds} s`);
       for (const [ep, t] of order) {
         const s = servers[t];
-        const pool = t === "herenow" || t === "naive" ? Math.max(1, reached[t]) : Math.max(1, level);
-        const res = await runWrk({ origin: s.origin, mode: ep, from: 0, to: pool, prefix: PREFIX, seconds: CFG.seconds,
+        const pool = t in reached ? Math.max(1, reached[t]) : Math.max(1, level);
+        const res = await measuredWrk(s, { mode: ep, from: 0, to: pool, prefix: PREFIX, seconds: CFG.seconds,
           threads: CFG.threads, connections: CFG.connections });
         (lv.runs[`${t}.${ep}`] ??= []).push(res);
-        say(`  ${t.padEnd(13)} ${ep.padEnd(7)} ${res.rps.toFixed(1).padStart(8)} req/s  p50 ${(res.p50_us / 1000).toFixed(1)} ms  p99 ${(res.p99_us / 1000).toFixed(1)} ms`
+        say(`  ${t.padEnd(13)} ${ep.padEnd(7)} ${res.rps.toFixed(1).padStart(8)} req/s  p50 ${(res.p50_us / 1000).toFixed(1)} ms  p99 ${(res.p99_us / 1000).toFixed(1)} ms  CPU ${res.cpuUsPerReq.toFixed(0)} µs/req`
           + (res.non200 || res.errors ? `  (non-200 ${res.non200}, socket errors ${res.errors})` : ""));
       }
     }
@@ -299,7 +351,7 @@ async function main() {
   }
   steps.loadS = (Date.now() - tLoad) / 1000;
   const load1 = loadavg();
-  for (const k of ["ceilingAssets", "ceiling", "naive", "herenow"]) {
+  for (const k of ["ceilingRouted", "herenowRouted", "ceiling", "naive", "herenow"]) {
     if (servers[k]) { await servers[k].stop(); }
   }
 
