@@ -92,6 +92,14 @@ describe("edge worker in workerd", () => {
     });
     assert.equal(r.status, 204);
     assert.equal(r.headers.get("access-control-allow-origin"), "http://localhost:8787");
+    assert.match(r.headers.get("access-control-allow-methods") ?? "", /POST/);
+    assert.equal(r.headers.get("access-control-allow-headers"), "content-type");
+    // An actual response: the origin, and Retry-After readable by the page.
+    r = await mf.dispatchFetch(`${ORIGIN}/v1/count?site=demo`, { headers: { origin: "http://localhost:8787" } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("access-control-allow-origin"), "http://localhost:8787");
+    assert.equal(r.headers.get("access-control-expose-headers"), "retry-after");
+    assert.equal(r.headers.get("vary"), "Origin");
     r = await mf.dispatchFetch(`${ORIGIN}/v1/heartbeat`, {
       method: "OPTIONS",
       headers: { origin: "https://evil.example", "access-control-request-method": "POST" },

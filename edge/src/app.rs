@@ -189,12 +189,16 @@ impl App {
         if req.path.starts_with("/v1/") {
             resp = resp.header("vary", "Origin");
             if let Some(o) = cors_origin {
-                resp = resp
-                    .header("access-control-allow-origin", o)
-                    .header("access-control-allow-methods", "GET, POST, OPTIONS")
-                    .header("access-control-allow-headers", "content-type")
-                    .header("access-control-expose-headers", "retry-after")
-                    .header("access-control-max-age", "86400");
+                resp = resp.header("access-control-allow-origin", o);
+                // What a preflight asks; on other responses browsers ignore these.
+                if req.method == "OPTIONS" {
+                    resp = resp
+                        .header("access-control-allow-methods", "GET, POST, OPTIONS")
+                        .header("access-control-allow-headers", "content-type")
+                        .header("access-control-max-age", "86400");
+                } else {
+                    resp = resp.header("access-control-expose-headers", "retry-after");
+                }
             }
         }
         resp

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use herenow_core::protocol::MAX_BODY_BYTES;
 use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{Context, Date, Delay, Env, Headers, Request, Response, event, js_sys, web_sys};
+use worker::{Context, Date, Delay, Env, Request, event, js_sys, web_sys};
 
 use crate::app::{App, HttpRequest, HttpResponse, path_and_query};
 use crate::config::Config;
@@ -162,17 +162,20 @@ fn colo(req: &web_sys::Request) -> Option<String> {
         .as_string()
 }
 
-fn to_response(r: HttpResponse) -> worker::Result<Response> {
-    let headers = Headers::new();
+/// Builds the runtime's response directly (one `Headers`, one `Response`).
+fn to_response(r: HttpResponse) -> worker::Result<web_sys::Response> {
+    let headers = web_sys::Headers::new()?;
     for (k, v) in &r.headers {
         headers.append(k, v)?;
     }
-    let resp = if r.body.is_empty() {
-        Response::empty()?
-    } else {
-        Response::from_bytes(r.body)?
-    };
-    Ok(resp.with_status(r.status).with_headers(headers))
+    let init = web_sys::ResponseInit::new();
+    init.set_status(r.status);
+    init.set_headers(&headers);
+    let mut body = r.body;
+    let body = (!body.is_empty()).then_some(body.as_mut_slice());
+    Ok(web_sys::Response::new_with_opt_u8_array_and_init(
+        body, &init,
+    )?)
 }
 
 async fn handle(
@@ -203,7 +206,7 @@ pub const ASSETS_BINDING: &str = "ASSETS";
 
 /// A page that is neither an asset nor an API route gets the site's 404 page (API routes
 /// keep their JSON errors).
-async fn not_found_page(env: &Env, url: &str) -> Option<Response> {
+async fn not_found_page(env: &Env, url: &str) -> Option<web_sys::Response> {
     let assets = env.assets(ASSETS_BINDING).ok()?;
     let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
     let page = assets
@@ -213,12 +216,16 @@ async fn not_found_page(env: &Env, url: &str) -> Option<Response> {
     if page.status_code() != 200 {
         return None;
     }
-    Some(page.with_status(404))
+    web_sys::Response::from(page.with_status(404)).into()
 }
 
 /// The Workers fetch handler.
 #[event(fetch)]
-pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<Response> {
+pub async fn fetch(
+    req: web_sys::Request,
+    env: Env,
+    ctx: Context,
+) -> worker::Result<web_sys::Response> {
     let url = req.url();
     let (path, _) = path_and_query(&url);
     let is_page = path != "/healthz" && !path.starts_with("/v1/");
