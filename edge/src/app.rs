@@ -561,8 +561,29 @@ mod tests {
             &post("/v1/heartbeat", &beat(V1, "a")),
         ));
         assert_eq!(r.status, 503);
-        assert!(r.header_value("retry-after").is_some());
+        assert_eq!(r.header_value("retry-after"), Some("5"));
         assert_eq!(json(&r)["error"]["code"], "store_unavailable");
+        // Short windows get a Retry-After of one heartbeat interval, never past the window.
+        for (window, heartbeat, want) in
+            [("4", None, "1"), ("6", Some("0.5"), "1"), ("12", None, "3")]
+        {
+            let mut settings = vec![("WINDOW_S", window)];
+            settings.extend(heartbeat.map(|h| ("HEARTBEAT_S", h)));
+            let short = app_with(&settings);
+            for req in [
+                post("/v1/heartbeat", &beat(V1, "a")),
+                get("/v1/count", "site=demo"),
+            ] {
+                let r = block_on_ready(short.handle(&store, clock.now_ms(), &req));
+                assert_eq!(r.status, 503, "{window} {}", req.path);
+                assert_eq!(
+                    r.header_value("retry-after"),
+                    Some(want),
+                    "{window} {}",
+                    req.path
+                );
+            }
+        }
         store.set_failing(false);
         let r = block_on_ready(app.handle(&store, clock.now_ms(), &get("/v1/count", "site=demo")));
         assert_eq!(
