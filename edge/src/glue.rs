@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::future::{Either, select};
 use herenow_core::protocol::MAX_BODY_BYTES;
 use worker::{Context, Date, Delay, Env, Headers, Method, Request, Response, event};
 
@@ -97,32 +98,58 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-async fn to_http(mut req: Request) -> Result<HttpRequest, Error> {
+/// The body of a POST whose head declared `content_length`: read in one go when it is
+/// declared small, streamed (and cut past the limit) when no length is declared, left
+/// unread when it is declared too large (the app answers 413).
+///
+/// The read races a timer of `timeout_ms`: a body that has not fully arrived by then (a
+/// slow or stalled client, a slow-loris attack) is a 408 `slow_body`. workerd itself
+/// waits for a body as long as the connection stays open, and an isolate holding such
+/// requests would keep them (and their memory) indefinitely.
+async fn read_post_body(
+    req: &mut Request,
+    content_length: Option<u64>,
+    timeout_ms: u64,
+) -> Result<Vec<u8>, Error> {
+    let read = Box::pin(async move {
+        match content_length {
+            // A declared small body: one read.
+            Some(n) if n <= MAX_BODY_BYTES as u64 => req
+                .bytes()
+                .await
+                .map_err(|e| Error::bad_request("invalid_body", e.to_string())),
+            // No declared length: stream, and stop past the limit.
+            None => read_body(req).await,
+            // Declared too large: refused unread.
+            Some(_) => Ok(Vec::new()),
+        }
+    });
+    let deadline = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
+    match select(read, deadline).await {
+        Either::Left((body, _)) => body,
+        Either::Right(((), _)) => Err(Error::new(
+            ErrorKind::RequestTimeout,
+            "slow_body",
+            format!("the request body did not arrive within {timeout_ms} ms"),
+        )),
+    }
+}
+
+/// The request's method, path, query and headers as an [`HttpRequest`] with no body yet.
+fn head(req: &Request) -> Result<HttpRequest, Error> {
     let url = req
         .url()
         .map_err(|e| Error::bad_request("invalid_url", e.to_string()))?;
-    let headers = req.headers().clone();
+    let headers = req.headers();
     let get = |name: &str| headers.get(name).ok().flatten();
-    let content_length = get("content-length").and_then(|v| v.parse().ok());
-    let method = req.method();
-    let body = match (matches!(method, Method::Post), content_length) {
-        // A declared small body: one read.
-        (true, Some(n)) if n <= MAX_BODY_BYTES as u64 => req
-            .bytes()
-            .await
-            .map_err(|e| Error::bad_request("invalid_body", e.to_string()))?,
-        // No declared length: stream, and stop past the limit.
-        (true, None) => read_body(&mut req).await?,
-        _ => Vec::new(),
-    };
     Ok(HttpRequest {
-        method: method.to_string(),
+        method: req.method().to_string(),
         path: url.path().to_owned(),
         query: url.query().unwrap_or("").to_owned(),
         origin: get("origin"),
         content_type: get("content-type"),
-        content_length,
-        body,
+        content_length: get("content-length").and_then(|v| v.parse().ok()),
+        body: Vec::new(),
         client_ip: get("cf-connecting-ip"),
     })
 }
@@ -140,7 +167,7 @@ fn to_response(r: HttpResponse) -> worker::Result<Response> {
     Ok(resp.with_status(r.status).with_headers(headers))
 }
 
-async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<HttpResponse, Error> {
+async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<HttpResponse, Error> {
     let initialised = APP.with(|a| a.borrow().is_some());
     // The data center is read once, when the isolate's app is made.
     let colo = if initialised {
@@ -156,8 +183,15 @@ async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<HttpResponse, 
             format!("KV binding {KV_BINDING}: {e}"),
         )
     })?);
-    let req = to_http(req).await?;
-    let resp = app.handle(&kv, Date::now().as_millis(), &req).await;
+    let mut http = head(&req)?;
+    if matches!(req.method(), Method::Post) {
+        let timeout_ms = app.config().body_timeout_ms;
+        match read_post_body(&mut req, http.content_length, timeout_ms).await {
+            Ok(body) => http.body = body,
+            Err(e) => return Ok(app.error_response(&http, &e)),
+        }
+    }
+    let resp = app.handle(&kv, Date::now().as_millis(), &http).await;
     schedule_flush(ctx, app, kv);
     Ok(resp)
 }
