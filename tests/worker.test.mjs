@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "node:net";
 import { startWorker, visitor, body, post, count, until, mintToken, ORIGIN } from "./lib/miniflare.mjs";
+import { freePort } from "./lib/wrangler.mjs";
 
 describe("edge worker in workerd", () => {
   let mf;
@@ -294,6 +296,140 @@ describe("oversized bodies", () => {
     } finally {
       await mf.dispose();
     }
+  });
+});
+
+// Slow bodies: workerd waits for a request body as long as the connection stays open, so
+// the edge races its body read against BODY_TIMEOUT_S (default 10 s) and answers 408
+// `slow_body`, recording nothing. A body that arrives in pieces but in time is fine, and
+// stalled connections hold up no other request. Raw sockets against the worker listening
+// on 127.0.0.1, so that the body really trickles in.
+describe("slow bodies", () => {
+  const TIMEOUT_MS = 1000;
+  let mf, port;
+  before(async () => {
+    port = await freePort();
+    mf = await startWorker({ port, vars: { BODY_TIMEOUT_S: String(TIMEOUT_MS / 1000) } });
+  });
+  after(async () => { await mf?.dispose(); });
+
+  /**
+   * POSTs /v1/heartbeat over a raw socket: the head at once, then `pieces` of the body
+   * `pauseMs` apart (with `Content-Length`, or as chunks), then nothing more (a stall when
+   * the pieces do not make the whole body). Resolves with the status, the JSON body and
+   * the milliseconds from the head to the answer, and the visitor id used; the socket is
+   * destroyed after `limitMs`.
+   */
+  function trickle({ chunked = false, pieces, pauseMs, limitMs = 10_000 }) {
+    const id = visitor();
+    const payload = body(id, "slow");
+    const size = Math.ceil(payload.length / pieces.total);
+    const parts = [];
+    for (let i = 0; i < pieces.sent; i++) parts.push(payload.slice(i * size, (i + 1) * size));
+    const head = [
+      "POST /v1/heartbeat HTTP/1.1", `Host: 127.0.0.1:${port}`, `Origin: ${ORIGIN}`,
+      "Content-Type: text/plain;charset=UTF-8", "Connection: close",
+      chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${Buffer.byteLength(payload)}`,
+    ].join("\r\n") + "\r\n\r\n";
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, "127.0.0.1");
+      let raw = "";
+      let sent = 0;
+      let answeredAt = null;
+      let timer = null;
+      const start = Date.now();
+      const limit = setTimeout(() => socket.destroy(new Error(`no answer in ${limitMs} ms`)), limitMs);
+      const stop = () => { clearTimeout(limit); clearInterval(timer); };
+      socket.on("connect", () => {
+        socket.write(head);
+        timer = setInterval(() => {
+          if (answeredAt !== null || sent >= parts.length) { clearInterval(timer); return; }
+          const part = parts[sent++];
+          socket.write(chunked ? `${Buffer.byteLength(part).toString(16)}\r\n${part}\r\n` : part);
+          if (chunked && sent === pieces.total) socket.write("0\r\n\r\n");
+        }, pauseMs);
+      });
+      // The answer is complete once its declared length or its last chunk is in (the
+      // connection may stay open while the worker's waitUntil work runs).
+      const parse = () => {
+        const split = raw.indexOf("\r\n\r\n");
+        if (split < 0) return null;
+        const headText = raw.slice(0, split);
+        let text = raw.slice(split + 4);
+        if (/\r\ntransfer-encoding: chunked/i.test(headText)) {
+          let out = "";
+          for (let at = 0; ;) {
+            const eol = text.indexOf("\r\n", at);
+            if (eol < 0) return null;
+            const n = parseInt(text.slice(at, eol), 16);
+            if (n === 0) break;
+            if (!(n > 0) || text.length < eol + 2 + n + 2) return null;
+            out += text.slice(eol + 2, eol + 2 + n);
+            at = eol + 2 + n + 2;
+          }
+          text = out;
+        } else {
+          const n = Number(headText.match(/\r\ncontent-length: (\d+)/i)?.[1] ?? NaN);
+          if (!(Buffer.byteLength(text) >= n)) return null;
+        }
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        const status = Number(headText.match(/^HTTP\/1\.1 (\d{3})/)?.[1]);
+        return { status, json, headers: headText, ms: answeredAt - start, visitor: id };
+      };
+      socket.on("data", (d) => {
+        answeredAt ??= Date.now();
+        raw += d;
+        const answer = parse();
+        if (answer) { stop(); socket.destroy(); resolve(answer); }
+      });
+      socket.on("error", (e) => { stop(); reject(e); });
+      socket.on("close", () => { stop(); reject(new Error(`closed without a whole answer: ${JSON.stringify(raw)}`)); });
+    });
+  }
+
+  for (const chunked of [false, true]) {
+    const how = chunked ? "chunked" : "with Content-Length";
+    test(`a body that trickles in ${how} and stalls is answered 408 slow_body after the timeout`, async () => {
+      // Three of eight pieces, 200 ms apart, then silence.
+      const r = await trickle({ chunked, pieces: { total: 8, sent: 3 }, pauseMs: 200 });
+      assert.equal(r.status, 408, r.headers);
+      assert.equal(r.json?.error?.code, "slow_body");
+      assert.ok(r.ms >= TIMEOUT_MS - 50 && r.ms <= TIMEOUT_MS + 1500, `answered after ${r.ms} ms`);
+      assert.match(r.headers, /access-control-allow-origin: http:\/\/127\.0\.0\.1:8787/i, "CORS headers, so a browser can read it");
+      assert.equal((await count(mf)).online, 0, "nothing recorded");
+    });
+
+    test(`a body that arrives ${how} in pieces but within the timeout is accepted`, async () => {
+      const r = await trickle({ chunked, pieces: { total: 4, sent: 4 }, pauseMs: 100 });
+      assert.equal(r.status, 200, r.headers);
+      assert.equal(r.json?.online, 1);
+      assert.ok(r.ms < TIMEOUT_MS, `answered after ${r.ms} ms`);
+      assert.equal((await post(mf, "/v1/leave", body(r.visitor, "slow"))).status, 204);
+      assert.ok(await until(async () => (await count(mf)).online === 0, 2000), "left");
+    });
+  }
+
+  test("a head with no body at all is 408 too, and stalled connections hold up no other request", async () => {
+    const stalled = Array.from({ length: 20 }, (_, i) =>
+      trickle({ chunked: i % 2 === 1, pieces: { total: 4, sent: 0 }, pauseMs: 50 }));
+    // While twenty connections stall, a normal heartbeat over the same listener is prompt.
+    const t0 = Date.now();
+    const v = visitor();
+    const r = await fetch(`${mf.url.origin}/v1/heartbeat`, {
+      method: "POST", headers: { origin: ORIGIN, "content-type": "text/plain" }, body: body(v, "t"),
+    });
+    const took = Date.now() - t0;
+    assert.equal(r.status, 200);
+    assert.ok(took < TIMEOUT_MS / 2, `a normal heartbeat answered in ${took} ms`);
+    const answers = await Promise.all(stalled);
+    for (const a of answers) {
+      assert.equal(a.status, 408, a.headers);
+      assert.equal(a.json?.error?.code, "slow_body");
+      assert.ok(a.ms <= TIMEOUT_MS + 1500, `answered after ${a.ms} ms`);
+    }
+    await post(mf, "/v1/leave", body(v, "t"));
+    assert.ok(await until(async () => (await count(mf)).online === 0, 2000), "only the normal heartbeat was recorded");
   });
 });
 

@@ -309,10 +309,12 @@ impl Client {
         match result {
             Ok(count) => {
                 let next_heartbeat_ms = prop(&count, "next_heartbeat_ms").as_f64();
+                let window_s = prop(&count, "window_s").as_f64();
                 self.with(|s| s.last_count = Some(count.clone()));
                 self.feed(Event::BeatOk {
                     seq,
                     next_heartbeat_ms,
+                    window_s,
                 });
                 dom::publish(&count, self.on_count.as_ref());
             }

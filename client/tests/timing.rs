@@ -97,6 +97,27 @@ async fn failures_back_off_exponentially_with_one_warning_per_streak() {
 }
 
 #[wasm_bindgen_test]
+async fn backoff_is_capped_inside_the_servers_window() {
+    // Regression: the cap was five minutes whatever the window. One good answer announces
+    // a 1.5 s window and a 250 ms interval, so retries come within 1.25 s; uncapped, the
+    // 4th and later would wait up to 8, 16, 32 s.
+    install();
+    js(
+        "__hn.queue.push({ status: 200, body: Object.assign({}, __hn.fallback.body,
+          { window_s: 1.5, next_heartbeat_ms: 250 }) });
+        __hn.fallback = { networkError: true };",
+    );
+    let h = start("{ endpoint: '', site: 'demo' }");
+    assert!(wait_for("__hn.calls.length >= 9", 12_000).await, "retries");
+    h.stop();
+    let g = gaps();
+    assert!(g[0] >= 225.0 - 2.0 && g[0] <= 275.0 + SLACK_MS, "{g:?}");
+    assert!(g[1..].iter().all(|d| *d <= 1250.0 + SLACK_MS), "{g:?}");
+    assert_eq!(num("return __hn.warnings.length"), 1.0);
+    assert_nothing_thrown();
+}
+
+#[wasm_bindgen_test]
 async fn retry_after_is_honoured_on_429_and_503_only() {
     for (status, retry_after, min, max) in [
         (429, "1", 998.0, 1000.0 + SLACK_MS),

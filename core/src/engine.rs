@@ -151,6 +151,19 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// The `Retry-After` a store failure is answered with, in seconds: one heartbeat
+    /// interval rounded up, from 1 to [`crate::store::STORE_RETRY_AFTER_S`]. A client that
+    /// honours it stays away no longer than between two heartbeats, so it is back inside
+    /// the window once the store is (5 s with the default 15 s interval; 1 s for windows
+    /// of 4 s and less, where a fixed 5 s would outlast the window).
+    #[must_use]
+    pub fn store_retry_after_s(&self) -> u32 {
+        let s = self.heartbeat_ms.div_ceil(1000).max(1);
+        u32::try_from(s).map_or(crate::store::STORE_RETRY_AFTER_S, |s| {
+            s.min(crate::store::STORE_RETRY_AFTER_S)
+        })
+    }
+
     /// A config with `window_ms` and the other settings scaled to fit it, as tests with
     /// short windows use: heartbeat a quarter of the window, lease twice the window.
     #[must_use]

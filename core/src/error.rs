@@ -19,6 +19,8 @@ pub enum ErrorKind {
     NotFound,
     /// The route exists but not for this method (405).
     MethodNotAllowed,
+    /// The body did not arrive in time (408).
+    RequestTimeout,
     /// The body is larger than [`crate::protocol::MAX_BODY_BYTES`] (413).
     PayloadTooLarge,
     /// A content type other than `application/json` or `text/plain` (415).
@@ -41,6 +43,7 @@ impl ErrorKind {
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::TooManyRequests => 429,
@@ -161,5 +164,6 @@ mod tests {
         assert_eq!(Error::unavailable("kv down", 5).status(), 503);
         assert_eq!(Error::unavailable("kv down", 5).retry_after_s(), Some(5));
         assert_eq!(ErrorKind::UnsupportedMediaType.status(), 415);
+        assert_eq!(ErrorKind::RequestTimeout.status(), 408);
     }
 }

@@ -14,7 +14,9 @@
 //!   becoming visible (or stays idle when hidden);
 //! - a heartbeat's success schedules the next one at the server's interval ±10%; a failure
 //!   schedules a retry with exponential backoff and full jitter, never sooner than a
-//!   `Retry-After`, and the first failure of a streak asks for one warning;
+//!   `Retry-After` and, `Retry-After` aside, never later than the server's window less one
+//!   interval (so a client rejoins within one window of an outage's end), and the first
+//!   failure of a streak asks for one warning;
 //! - stop: a leave beacon (unless already left), everything cancelled, listeners detached.
 
 use crate::backoff::{Backoff, heartbeat_delay_ms};
@@ -59,6 +61,8 @@ pub enum Event {
         seq: u32,
         /// The server's `next_heartbeat_ms`, if it sent one.
         next_heartbeat_ms: Option<f64>,
+        /// The server's presence window `window_s` (seconds), if it sent one.
+        window_s: Option<f64>,
     },
     /// The heartbeat numbered `seq` failed (network error, non-2xx, bad body).
     BeatFailed {
@@ -235,10 +239,12 @@ impl Machine {
                 Event::BeatOk {
                     seq,
                     next_heartbeat_ms,
+                    window_s,
                 },
             ) if self.in_flight == Some(seq) => {
                 self.in_flight = None;
                 self.backoff.succeed();
+                self.backoff.set_window(window_s, next_heartbeat_ms);
                 self.hold_until_ms = None;
                 if self.phase == Phase::Active {
                     out.push(Action::Schedule {
@@ -311,6 +317,7 @@ mod tests {
         Event::BeatOk {
             seq,
             next_heartbeat_ms: Some(ms),
+            window_s: None,
         }
     }
 
@@ -531,21 +538,73 @@ mod tests {
         );
     }
 
-    #[test]
-    fn backoff_is_capped_at_five_minutes() {
-        let mut m = started();
-        for seq in 1..=50 {
-            let actions = m.handle(failed(seq, None), 0, 0.999_999);
-            let delay = actions.iter().find_map(|a| match a {
+    /// Fails `n` heartbeats in a row from `seq` on (each retried when its timer fires) and
+    /// returns the delays scheduled.
+    fn fail_in_a_row(m: &mut Machine, seq: u32, n: u32, retry_after_ms: Option<u32>) -> Vec<u32> {
+        let mut delays = Vec::new();
+        for seq in seq..seq + n {
+            let actions = m.handle(failed(seq, retry_after_ms), 0, 0.999_999);
+            delays.extend(actions.iter().find_map(|a| match a {
                 Schedule { delay_ms } => Some(*delay_ms),
                 _ => None,
-            });
-            assert!(delay.is_some_and(|d| d < 300_000), "{actions:?}");
+            }));
             assert_eq!(
                 m.handle(Event::TimerFired, 0, 0.5),
                 [Heartbeat { seq: seq + 1 }]
             );
         }
+        delays
+    }
+
+    #[test]
+    fn backoff_is_capped_inside_the_default_window_before_any_answer() {
+        let mut m = started();
+        let delays = fail_in_a_row(&mut m, 1, 50, None);
+        assert_eq!(delays.len(), 50);
+        assert!(delays.iter().all(|d| *d < 45_000), "{delays:?}");
+        assert!(delays[10..].iter().all(|d| *d > 44_000), "{delays:?}");
+    }
+
+    #[test]
+    fn backoff_stays_inside_the_servers_window_so_a_long_outage_ends_within_one_window() {
+        // Regression: the cap was five minutes whatever the window, so after a long outage
+        // a client could wait minutes before rejoining a 60 s (or 6 s) window.
+        let mut m = started();
+        let window = Event::BeatOk {
+            seq: 1,
+            next_heartbeat_ms: Some(500.0),
+            window_s: Some(6.0),
+        };
+        assert_eq!(m.handle(window, 0, 0.5), [Schedule { delay_ms: 500 }]);
+        let _ = m.handle(Event::TimerFired, 500, 0.5);
+        let delays = fail_in_a_row(&mut m, 2, 40, Some(1_000));
+        assert!(
+            delays.iter().all(|d| (1_000..5_500).contains(d)),
+            "{delays:?}"
+        );
+        // The default window's answer: 45 s, never the old five minutes.
+        let mut m = started();
+        let default = Event::BeatOk {
+            seq: 1,
+            next_heartbeat_ms: Some(15_000.0),
+            window_s: Some(60.0),
+        };
+        let _ = m.handle(default, 0, 0.5);
+        let _ = m.handle(Event::TimerFired, 1, 0.5);
+        let delays = fail_in_a_row(&mut m, 2, 40, Some(5_000));
+        assert!(delays.iter().all(|d| *d < 45_000), "{delays:?}");
+        // A window longer than five minutes keeps the five-minute cap.
+        let mut m = started();
+        let long = Event::BeatOk {
+            seq: 1,
+            next_heartbeat_ms: Some(60_000.0),
+            window_s: Some(3_600.0),
+        };
+        let _ = m.handle(long, 0, 0.5);
+        let _ = m.handle(Event::TimerFired, 1, 0.5);
+        let delays = fail_in_a_row(&mut m, 2, 40, None);
+        assert!(delays.iter().all(|d| *d < 300_000), "{delays:?}");
+        assert!(delays.iter().any(|d| *d > 45_000), "{delays:?}");
     }
 
     #[test]

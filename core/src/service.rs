@@ -9,12 +9,12 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
 use crate::engine::{
     LastSeen, Member, OnlineMember, Presence, Refresh, Write, last_seen_key, record_prefix,
 };
 use crate::protocol::{Beat, BeatResponse, Count};
 use crate::store::Store;
+use crate::{Error, ErrorKind};
 
 /// The answer to `GET /v1/last-seen`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +156,10 @@ impl Service {
                 last_seen: Some(at),
             });
         }
-        let stored = store.get(&last_seen_key(site, member)).await?;
+        let stored = store
+            .get(&last_seen_key(site, member))
+            .await
+            .map_err(|e| self.store_failure(e.into()))?;
         let last_seen = stored
             .and_then(|b| serde_json::from_slice::<LastSeen>(&b).ok())
             .map(|l| l.last_seen);
@@ -216,7 +219,7 @@ impl Service {
             }
         }
         match first_err {
-            Some(e) => Err(e.into()),
+            Some(e) => Err(self.store_failure(e.into())),
             None => Ok(()),
         }
     }
@@ -235,7 +238,17 @@ impl Service {
         self.refreshing.set(true);
         let result = self.refresh_now(store, now, site).await;
         self.refreshing.set(false);
-        result
+        result.map_err(|e| self.store_failure(e))
+    }
+
+    /// A store failure with the `Retry-After` of this engine's heartbeat interval (see
+    /// [`crate::engine::EngineConfig::store_retry_after_s`]); other errors unchanged.
+    fn store_failure(&self, e: Error) -> Error {
+        if e.kind() == ErrorKind::Unavailable {
+            e.with_retry_after(self.with(|p| p.config().store_retry_after_s()))
+        } else {
+            e
+        }
     }
 
     async fn refresh_now<S: Store>(&self, store: &S, now: u64, site: &str) -> Result<(), Error> {

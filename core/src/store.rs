@@ -25,9 +25,14 @@ impl core::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// The longest `Retry-After` a store failure is answered with, in seconds (the
+/// [`crate::service::Service`] shortens it to the heartbeat interval, see
+/// [`crate::engine::EngineConfig::store_retry_after_s`]).
+pub const STORE_RETRY_AFTER_S: u32 = 5;
+
 impl From<StoreError> for crate::Error {
     fn from(e: StoreError) -> Self {
-        Self::unavailable(e.0, 5)
+        Self::unavailable(e.0, STORE_RETRY_AFTER_S)
     }
 }
 

@@ -177,15 +177,29 @@ impl App {
     /// Handles one request at time `now` (Unix ms). Never panics on any input: every path
     /// ends in a response.
     pub async fn handle<S: Store>(&self, store: &S, now: u64, req: &HttpRequest) -> HttpResponse {
+        let resp = match self.route(store, now, req).await {
+            Ok(r) => r,
+            Err(e) => HttpResponse::from_error(&e),
+        };
+        self.with_cors(req, resp)
+    }
+
+    /// The answer to a request that failed before [`App::handle`] could run (its body did
+    /// not arrive in time, or could not be read): the error's response with the same CORS
+    /// headers as any other API answer, so that a browser can read it.
+    #[must_use]
+    pub fn error_response(&self, req: &HttpRequest, e: &Error) -> HttpResponse {
+        self.with_cors(req, HttpResponse::from_error(e))
+    }
+
+    /// Adds `Vary: Origin` to API answers, and the CORS headers when a site allows the
+    /// request's origin.
+    fn with_cors(&self, req: &HttpRequest, mut resp: HttpResponse) -> HttpResponse {
         let cors_origin = req
             .origin
             .as_deref()
             .filter(|o| self.config.any_site_allows(o))
             .map(str::to_owned);
-        let mut resp = match self.route(store, now, req).await {
-            Ok(r) => r,
-            Err(e) => HttpResponse::from_error(&e),
-        };
         if req.path.starts_with("/v1/") {
             resp = resp.header("vary", "Origin");
             if let Some(o) = cors_origin {
@@ -579,8 +593,29 @@ mod tests {
             &post("/v1/heartbeat", &beat(V1, "a")),
         ));
         assert_eq!(r.status, 503);
-        assert!(r.header_value("retry-after").is_some());
+        assert_eq!(r.header_value("retry-after"), Some("5"));
         assert_eq!(json(&r)["error"]["code"], "store_unavailable");
+        // Short windows get a Retry-After of one heartbeat interval, never past the window.
+        for (window, heartbeat, want) in
+            [("4", None, "1"), ("6", Some("0.5"), "1"), ("12", None, "3")]
+        {
+            let mut settings = vec![("WINDOW_S", window)];
+            settings.extend(heartbeat.map(|h| ("HEARTBEAT_S", h)));
+            let short = app_with(&settings);
+            for req in [
+                post("/v1/heartbeat", &beat(V1, "a")),
+                get("/v1/count", "site=demo"),
+            ] {
+                let r = block_on_ready(short.handle(&store, clock.now_ms(), &req));
+                assert_eq!(r.status, 503, "{window} {}", req.path);
+                assert_eq!(
+                    r.header_value("retry-after"),
+                    Some(want),
+                    "{window} {}",
+                    req.path
+                );
+            }
+        }
         store.set_failing(false);
         let r = block_on_ready(app.handle(&store, clock.now_ms(), &get("/v1/count", "site=demo")));
         assert_eq!(
@@ -588,6 +623,21 @@ mod tests {
             0,
             "the failed heartbeat recorded nothing"
         );
+    }
+
+    #[test]
+    fn errors_before_the_app_get_cors_headers_too() {
+        let app = app();
+        let slow = Error::new(ErrorKind::RequestTimeout, "slow_body", "too slow");
+        let mut req = post("/v1/heartbeat", "");
+        let r = app.error_response(&req, &slow);
+        assert_eq!(r.status, 408);
+        assert_eq!(json(&r)["error"]["code"], "slow_body");
+        assert_eq!(r.header_value("access-control-allow-origin"), Some(ORIGIN));
+        assert_eq!(r.header_value("vary"), Some("Origin"));
+        req.origin = Some("http://evil.example".into());
+        let r = app.error_response(&req, &slow);
+        assert_eq!(r.header_value("access-control-allow-origin"), None);
     }
 
     #[test]

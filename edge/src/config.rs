@@ -43,7 +43,15 @@ pub struct Config {
     /// `request.cf.colo`). Isolates of one location read each other's full records; other
     /// locations read only their summary.
     pub location: Option<String>,
+    /// How long the edge waits for a request's body once its headers are in (`BODY_TIMEOUT_S`,
+    /// default [`DEFAULT_BODY_TIMEOUT_MS`]); a body still incomplete then is answered 408
+    /// `slow_body`.
+    pub body_timeout_ms: u64,
 }
+
+/// The default of [`Config::body_timeout_ms`]: 10 s, plenty for a heartbeat of at most
+/// 4 KiB on a slow mobile link.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 
 /// A bad setting: which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +104,8 @@ impl Config {
     /// view is reused, default 500), `REMOTE_DELAY_S` (publishing delay when only other
     /// locations are active, default 5), `SOLO_DELAY_S` (publishing delay when no other
     /// isolate is active, default 180), `LOCATION` (this isolate's location name, default
-    /// the data center), `RATE_IP_PER_MIN` (API requests per IP per minute,
+    /// the data center), `BODY_TIMEOUT_S` (how long a request body may take to arrive,
+    /// default 10), `RATE_IP_PER_MIN` (API requests per IP per minute,
     /// default 600), `RATE_VISITOR_PER_MIN` (heartbeats per visitor per minute, default
     /// 120), `NEW_VISITORS_PER_IP_PER_MIN` (distinct visitors one IP may bring per minute,
     /// default 60), and per site the secret `MEMBER_SECRET_<SITE>` (at least 32 bytes).
@@ -231,11 +240,18 @@ impl Config {
             };
             bad(setting, m)
         })?;
+        let body_timeout_ms = parse_ms(
+            "BODY_TIMEOUT_S",
+            get("BODY_TIMEOUT_S").as_deref(),
+            DEFAULT_BODY_TIMEOUT_MS,
+            1000,
+        )?;
         Ok(Self {
             sites,
             engine,
             limits,
             location,
+            body_timeout_ms,
         })
     }
 
@@ -272,6 +288,9 @@ mod tests {
     fn defaults() {
         let c = cfg(&[("SITES", SITES)]).expect("valid");
         assert_eq!(c.engine, EngineConfig::default());
+        assert_eq!(c.body_timeout_ms, DEFAULT_BODY_TIMEOUT_MS);
+        let c = cfg(&[("SITES", SITES), ("BODY_TIMEOUT_S", "0.5")]).expect("valid");
+        assert_eq!(c.body_timeout_ms, 500);
         assert!(c.any_site_allows("http://127.0.0.1:8787"));
         assert!(!c.any_site_allows("http://evil.example"));
     }
@@ -300,6 +319,14 @@ mod tests {
             (&[("SITES", SITES), ("HEARTBEAT_S", "90")], "HEARTBEAT_S"),
             (&[("SITES", SITES), ("FLUSH_S", "0.1")], "FLUSH_S"),
             (&[("SITES", SITES), ("LEASE_S", "5")], "LEASE_S"),
+            (
+                &[("SITES", SITES), ("BODY_TIMEOUT_S", "0")],
+                "BODY_TIMEOUT_S",
+            ),
+            (
+                &[("SITES", SITES), ("BODY_TIMEOUT_S", "soon")],
+                "BODY_TIMEOUT_S",
+            ),
             (
                 &[("SITES", SITES), ("RATE_IP_PER_MIN", "0")],
                 "RATE_IP_PER_MIN",

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::future::{Either, select};
 use herenow_core::protocol::MAX_BODY_BYTES;
 use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::JsFuture;
@@ -107,48 +108,58 @@ async fn read_declared_body(req: &web_sys::Request) -> Result<Vec<u8>, Error> {
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
-/// Converts the runtime's request. It works on `web_sys::Request` directly: the `worker`
-/// crate's `Request` reads `request.cf` on every request, which the runtime builds anew
-/// on each read (a tenth of a heartbeat's time in a profile).
-async fn to_http(req: web_sys::Request, url: &str) -> Result<HttpRequest, Error> {
+/// The body of a POST whose head declared `content_length`: read in one go when it is
+/// declared small, streamed (and cut past the limit) when no length is declared, left
+/// unread when it is declared too large (the app answers 413).
+///
+/// The read races a timer of `timeout_ms`: a body that has not fully arrived by then (a
+/// slow or stalled client, a slow-loris attack) is a 408 `slow_body`. workerd itself
+/// waits for a body as long as the connection stays open, and an isolate holding such
+/// requests would keep them (and their memory) indefinitely.
+async fn read_post_body(
+    req: web_sys::Request,
+    content_length: Option<u64>,
+    timeout_ms: u64,
+) -> Result<Vec<u8>, Error> {
+    let read = Box::pin(async move {
+        match content_length {
+            // A declared small body: one read.
+            Some(n) if n <= MAX_BODY_BYTES as u64 => read_declared_body(&req).await,
+            // No declared length: stream, and stop past the limit.
+            None => read_body(req).await,
+            // Declared too large: refused unread.
+            Some(_) => Ok(Vec::new()),
+        }
+    });
+    let deadline = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
+    match select(read, deadline).await {
+        Either::Left((body, _)) => body,
+        Either::Right(((), _)) => Err(Error::new(
+            ErrorKind::RequestTimeout,
+            "slow_body",
+            format!("the request body did not arrive within {timeout_ms} ms"),
+        )),
+    }
+}
+
+/// The request's method, path, query and headers as an [`HttpRequest`] with no body yet.
+/// It works on `web_sys::Request` directly: the `worker` crate's `Request` reads
+/// `request.cf` on every request, which the runtime builds anew on each read (a tenth of
+/// a heartbeat's time in a profile).
+fn head(req: &web_sys::Request, url: &str) -> HttpRequest {
     let headers = req.headers();
     let get = |name: &str| headers.get(name).ok().flatten();
-    let content_length = get("content-length").and_then(|v| v.parse().ok());
-    let method = req.method();
-    let body = match (method == "POST", content_length) {
-        // A declared small body: one read.
-        (true, Some(n)) if n <= MAX_BODY_BYTES as u64 => read_declared_body(&req).await?,
-        // No declared length: stream, and stop past the limit.
-        (true, None) => {
-            let origin = get("origin");
-            let content_type = get("content-type");
-            let client_ip = get("cf-connecting-ip");
-            let (path, query) = path_and_query(url);
-            let (path, query) = (path.to_owned(), query.to_owned());
-            return Ok(HttpRequest {
-                method,
-                path,
-                query,
-                origin,
-                content_type,
-                content_length,
-                body: read_body(req).await?,
-                client_ip,
-            });
-        }
-        _ => Vec::new(),
-    };
     let (path, query) = path_and_query(url);
-    Ok(HttpRequest {
-        method,
+    HttpRequest {
+        method: req.method(),
         path: path.to_owned(),
         query: query.to_owned(),
         origin: get("origin"),
         content_type: get("content-type"),
-        content_length,
-        body,
+        content_length: get("content-length").and_then(|v| v.parse().ok()),
+        body: Vec::new(),
         client_ip: get("cf-connecting-ip"),
-    })
+    }
 }
 
 /// The data center serving the request (`request.cf.colo`), if the runtime says.
@@ -195,8 +206,15 @@ async fn handle(
             format!("KV binding {KV_BINDING}: {e}"),
         )
     })?);
-    let req = to_http(req, url).await?;
-    let resp = app.handle(&kv, Date::now().as_millis(), &req).await;
+    let mut http = head(&req, url);
+    if http.method == "POST" {
+        let timeout_ms = app.config().body_timeout_ms;
+        match read_post_body(req, http.content_length, timeout_ms).await {
+            Ok(body) => http.body = body,
+            Err(e) => return Ok(app.error_response(&http, &e)),
+        }
+    }
+    let resp = app.handle(&kv, Date::now().as_millis(), &http).await;
     schedule_flush(ctx, app, kv);
     Ok(resp)
 }

@@ -36,8 +36,10 @@ export default function (env) {
  * Starts the worker; `vars` override wrangler.toml-like settings; `persist` is a KV dir.
  * With `faults: true` the PRESENCE binding is the instrumented wrapper above: set its mode
  * with `mf.setFault("fail" | "ok" | "delay:300")`; `mf.kvOps` counts operations by kind.
+ * With `port` the worker also listens on 127.0.0.1:`port` (for browsers and raw sockets);
+ * `mf.url` is then its origin as a URL.
  */
-export async function startWorker({ vars = {}, persist = false, faults = false } = {}) {
+export async function startWorker({ vars = {}, persist = false, faults = false, port } = {}) {
   if (!existsSync(join(BUILD, "index.js"))) {
     throw new Error(`no built worker at ${BUILD}: run \`make build\` first`);
   }
@@ -76,8 +78,9 @@ export async function startWorker({ vars = {}, persist = false, faults = false }
         ],
       }
     : { ...edge, kvNamespaces: ["PRESENCE"], kvPersist: persist };
+  if (port !== undefined) Object.assign(options, { host: "127.0.0.1", port });
   const mf = new Miniflare(options);
-  await mf.ready;
+  mf.url = await mf.ready;
   mf.setFault = (mode) => { fault = mode; };
   mf.kvOps = kvOps;
   return mf;
