@@ -40,7 +40,7 @@ const CFG = SMOKE
       ops: { levels: [20], seconds: 0.5, settleMs: 0 }, clientRuns: 1, sim: false, simBoundS: 0, deadlineS: 120,
     }
   : {
-      levels: [100, 10_000, 100_000], seedBudgetS: [30, 100, 150], rounds: 2, seconds: 4, connections: 8, threads: 1,
+      levels: [100, 10_000, 100_000], seedBudgetS: [30, 100, 240], rounds: 2, seconds: 4, connections: 8, threads: 1,
       probe: { n: 5, ms: 20_000 }, diagnostics: true,
       ops: { levels: [100, 2500], seconds: 5, settleMs: 2500 }, clientRuns: 5, sim: true, simBoundS: 180, deadlineS: 15 * 60,
     };
@@ -171,7 +171,7 @@ async function measuredWrk(server, opts) {
 /** Pre-populates herenow with one heartbeat from each visitor of [from, to), bounded by time. */
 function seedBeats(origin, from, to, budgetS) {
   if (to <= from) return { requested: 0, sent: 0, ok: 0, failed: 0, seconds: 0, complete: true };
-  return seedHeartbeats({ origin, prefix: PREFIX, from, to, concurrency: 16, deadlineMs: Date.now() + budgetS * 1000,
+  return seedHeartbeats({ origin, prefix: PREFIX, from, to, concurrency: 32, deadlineMs: Date.now() + budgetS * 1000,
     onProgress: (p) => say(`  herenow seed ${p.done}/${p.of} in ${p.seconds.toFixed(0)} s`) });
 }
 

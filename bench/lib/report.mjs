@@ -40,12 +40,13 @@ export function verdicts(result) {
   const beatRatios = lv.map((l) => ratio(l, "herenow", "ceiling"));
   const routed = lv[0]?.runs["herenowRouted.beat"] ? ratio(lv[0], "herenowRouted", "ceilingRouted") : null;
   out.push({
-    target: "Heartbeat throughput ≥ 0.8× the ceiling (herenow POST /v1/heartbeat req/s ÷ ceiling req/s in the same setup: every level directly, "
-      + "and both behind the assets router at the first level)",
-    pass: beatRatios.every((r) => r.ratio >= 0.8) && (!routed || routed.ratio >= 0.8),
+    target: "Heartbeat throughput ≥ 0.8× the ceiling (herenow POST /v1/heartbeat req/s ÷ ceiling req/s, both workers under wrangler dev, every level)",
+    pass: beatRatios.every((r) => r.ratio >= 0.8),
     detail: beatRatios.map((r) => `${int(r.present)} visitors: ${f(r.ratio, 2)}×`).join("; ")
-      + (routed ? `; behind the assets router, ${int(lv[0].reached?.herenowRouted ?? lv[0].level)} visitors: ${f(routed.ratio, 2)}×` : "")
-      + `. Server CPU per request, ceiling ÷ herenow: ${beatRatios.map((r) => `${f(r.cpu, 2)}×`).join(", ")}${routed ? `; routed ${f(routed.cpu, 2)}×` : ""}`,
+      + `. Server CPU per request, ceiling ÷ herenow: ${beatRatios.map((r) => `${f(r.cpu, 2)}×`).join(", ")}.`
+      + (routed ? ` Not part of the verdict: both behind wrangler dev's assets router (herenow as \`make dev\` runs it), ${f(routed.ratio, 2)}× `
+        + `(CPU ${f(routed.cpu, 2)}×): the router pipes each heartbeat's body to the worker, a cost the ceiling never pays because it does not read the body `
+        + "(for GET /v1/count, which has no body, the router adds the same CPU to both); on Cloudflare the platform routes assets before the worker runs" : ""),
   });
   if (lv.length >= 2) {
     const first = lv[0];
