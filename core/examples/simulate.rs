@@ -5,7 +5,9 @@
 //! cargo run -p herenow-core --release --example simulate                  # everything, seed 1
 //! cargo run -p herenow-core --release --example simulate -- --seed 7
 //! cargo run -p herenow-core --release --example simulate -- --only medium --isolates 2
-//! # one scenario; also --lag-s N, --remote-delay-ms N, --measure-min N
+//! # one scenario; also --lag-s N, --remote-delay-ms N, --join-delay-ms N, --measure-min N,
+//! # --seed N, --diagnose (the
+//! # count error by source, and oracles)
 //! ```
 
 use std::thread;
@@ -36,11 +38,18 @@ fn main() {
         if let Some(ms) = arg(&args, "--remote-delay-ms") {
             sc.engine.remote_delay_ms = ms;
         }
+        if let Some(ms) = arg(&args, "--join-delay-ms") {
+            sc.engine.join_delay_ms = ms;
+        }
         if let Some(min) = arg::<u64>(&args, "--measure-min") {
             sc = sc.with_measure(min * 60_000);
         }
         println!("{}\n", describe(&sc));
-        println!("{}", run(&sc, seed));
+        let r = run(&sc, seed);
+        println!("{r}");
+        if args.iter().any(|a| a == "--diagnose") {
+            println!("{}", r.diagnostics);
+        }
         return;
     }
     let (small, medium, large) = (Scenario::small(), Scenario::medium(), Scenario::large());
@@ -62,6 +71,13 @@ fn main() {
     println!("{}\n", describe(&medium));
     for r in &reports {
         println!("{r}");
+    }
+    for r in &reports[1..] {
+        println!(
+            "== {}: where herenow's count error comes from, and the floor of any design under this KV model ==",
+            r.scenario.name
+        );
+        println!("{}", r.diagnostics);
     }
     println!("== across scenarios ==");
     for t in targets_across(&reports) {

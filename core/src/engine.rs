@@ -1553,6 +1553,24 @@ impl Presence {
             .max()
     }
 
+    /// The summaries of other locations a count at `now` adds up: (location, written, people
+    /// online), one per location (for tests and the simulation).
+    #[must_use]
+    pub fn summaries_counted(&self, now: u64, site: &str) -> Vec<(Option<String>, u64, u64)> {
+        self.sites.get(site).map_or_else(Vec::new, |s| {
+            latest_summaries(s, now)
+                .into_iter()
+                .map(|sum| (sum.location.clone(), sum.written_ms, sum.online))
+                .collect()
+        })
+    }
+
+    /// When this isolate last listed `site`'s records (for tests and the simulation).
+    #[must_use]
+    pub fn listed_at(&self, site: &str) -> Option<u64> {
+        self.sites.get(site)?.remote.fetched_ms
+    }
+
     /// How many tabs this isolate holds in memory for `site` (for tests and metrics).
     #[must_use]
     pub fn local_tabs(&self, site: &str) -> usize {

@@ -5,9 +5,12 @@ use std::collections::BinaryHeap;
 
 use fastrand::Rng;
 
-use super::kv::{Kv, NaiveKv, Ops};
-use super::report::{DesignReport, Report, Stat};
+use super::kv::{Kv, NaiveKv, Ops, lag};
+use super::report::{
+    CACHE_REFRESH_MS, DIAG_ROWS, DesignReport, Diagnostics, ORACLES, Report, Stat,
+};
 use super::scenario::Scenario;
+use super::truth::{CAUSES, Instant, TabTruth, Truth};
 use crate::engine::{Member, Presence, Refresh, record_prefix};
 use crate::protocol::{Beat, TabState};
 
@@ -34,6 +37,7 @@ enum Ev {
     Evict(u16, u16),
     Sample,
     Probe(u32, u32),
+    TruthCheck(u32),
 }
 
 #[derive(Debug)]
@@ -62,6 +66,8 @@ struct Tab {
     epoch: u32,
     last_ms: u64,
     left_ms: Option<u64>,
+    /// Whether its last request was an idle beacon.
+    idle: bool,
 }
 
 #[derive(Debug)]
@@ -90,7 +96,13 @@ struct LeaveProbe {
 
 struct Sim<'a> {
     sc: &'a Scenario,
+    /// Draws what visitors do, and nothing else, so that every design and setting sees the
+    /// same visitors (and the same truth) for a seed.
     rng: Rng,
+    /// Draws routing, evictions and which leaves to follow.
+    io: Rng,
+    /// Draws where counts are sampled (the same for every design and setting).
+    sampler: Rng,
     seed: u64,
     heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     seq: u64,
@@ -126,6 +138,18 @@ struct Sim<'a> {
     naive_at_start: Ops,
     evictions: u64,
     requests: u64,
+    /// Exact people online per location over time.
+    truth_hist: Truth,
+    /// Per location, every record write of its isolates: (written, KV key id, order within
+    /// the millisecond).
+    summary_writes: Vec<Vec<(u64, u64, u64)>>,
+    /// How often oracles write per location: at the write budget (a twentieth of the naive
+    /// design's writes before measuring), and as often as the naive design.
+    budget_period_ms: u64,
+    naive_period_ms: u64,
+    /// Per sample, the error components of `DIAG_ROWS` in people, and the truth.
+    diag: Vec<([f64; DIAG_ROWS.len()], f64)>,
+    truth_mismatches: u64,
 }
 
 impl Sim<'_> {
@@ -135,8 +159,7 @@ impl Sim<'_> {
     }
 
     fn exp(&mut self, mean: u64) -> u64 {
-        let u = self.rng.f64();
-        (-(1.0 - u).ln() * mean as f64) as u64 + 1
+        exp(&mut self.rng, mean)
     }
 
     fn hb_delay(&mut self) -> u64 {
@@ -174,6 +197,7 @@ impl Sim<'_> {
             epoch: 0,
             last_ms: 0,
             left_ms: None,
+            idle: false,
         });
         let t = (self.tabs.len() - 1) as u32;
         self.visitors[v as usize].all_tabs.push(t);
@@ -202,14 +226,16 @@ impl Sim<'_> {
         t.started = true;
         t.last_ms = now;
         t.left_ms = None;
+        t.idle = state == TabState::Idle;
         let vi = t.visitor as usize;
+        self.truth_update(vi as u32, now);
         let (beat, loc) = self.wire_beat(tab, state);
         let member = self.visitors[vi].member.clone();
         // (a), (b): one key per visitor, written on every heartbeat.
         let meta_len = 40 + beat.page.len();
         self.naive.put(vi, now, loc, self.sc.max_lag_ms, meta_len);
         // (c): the isolate the request lands on.
-        let slot = self.rng.usize(..self.sc.isolates_per_location);
+        let slot = self.io.usize(..self.sc.isolates_per_location);
         self.requests += 1;
         self.refresh(loc as usize, slot, now, true);
         self.isos[loc as usize][slot]
@@ -228,15 +254,16 @@ impl Sim<'_> {
         t.left_ms = Some(now);
         let visitor = t.visitor;
         let vi = visitor as usize;
+        self.truth_update(visitor, now);
         let (beat, loc) = self.wire_beat(tab, TabState::Idle);
         self.naive.delete(vi, now, loc, self.sc.max_lag_ms);
-        let slot = self.rng.usize(..self.sc.isolates_per_location);
+        let slot = self.io.usize(..self.sc.isolates_per_location);
         self.requests += 1;
         self.isos[loc as usize][slot].p.leave(now, &beat);
-        let sampled = sample && self.measuring && self.rng.f64() < self.leave_p;
+        let sampled = sample && self.measuring && self.io.f64() < self.leave_p;
         if sampled {
             let remote = (self.sc.locations > 1).then(|| {
-                let r = self.rng.u16(..(self.sc.locations as u16 - 1));
+                let r = self.io.u16(..(self.sc.locations as u16 - 1));
                 if r >= loc { r + 1 } else { r }
             });
             let i = self.leaves.len() as u32;
@@ -270,6 +297,28 @@ impl Sim<'_> {
         self.naive_list_ops += pages;
         self.naive_read_ops += keys;
         self.naive_b_list_ops += pages;
+    }
+
+    /// Tells the truth's history about visitor `v` at `now`.
+    fn truth_update(&mut self, v: u32, now: u64) {
+        let vis = &self.visitors[v as usize];
+        let tabs = &self.tabs;
+        let it = vis
+            .all_tabs
+            .iter()
+            .map(|&t| &tabs[t as usize])
+            .filter(|t| t.started)
+            .map(|t| TabTruth {
+                last_ms: t.last_ms,
+                left_ms: t.left_ms,
+                idle: t.idle,
+            });
+        if let Some(at) = self
+            .truth_hist
+            .update(v as usize, vis.loc as usize, vis.ended, it, now)
+        {
+            self.at(at, Ev::TruthCheck(v));
+        }
     }
 
     // ---- the engine's I/O, as the edge does it ----
@@ -307,13 +356,19 @@ impl Sim<'_> {
         let iso = &mut self.isos[loc][slot];
         let writes = iso.p.take_writes(now);
         for w in writes {
-            if w.key == iso.own_key {
+            let own = w.key == iso.own_key;
+            if own {
                 for i in iso.awaiting.drain(..) {
                     self.leaves[i as usize].published = Some(now);
                 }
             }
             self.kv
                 .put(&w.key, w.value, w.metadata, w.ttl_s, now, loc as u16);
+            if own {
+                let id = self.kv.key_id(&iso.own_key).unwrap_or_default();
+                let at = self.truth_hist.mark(now);
+                self.summary_writes[loc].push((now, id, at.1));
+            }
         }
     }
 
@@ -432,6 +487,20 @@ impl Sim<'_> {
                 self.measure_start = now;
                 self.ops_at_start = self.kv.ops;
                 self.naive_at_start = self.naive.ops;
+                self.truth_hist.counting_from = now;
+                // The write budget: a twentieth of the naive design's writes, spread evenly
+                // over the locations.
+                let per_s = self.naive.ops.writes as f64 / (now as f64 / 1000.0).max(1.0);
+                let loc_per_s = per_s / self.sc.locations as f64;
+                let period = |rate: f64| {
+                    if rate > 0.0 {
+                        ((1000.0 / rate) as u64).clamp(1, 600_000)
+                    } else {
+                        600_000
+                    }
+                };
+                self.naive_period_ms = period(loc_per_s);
+                self.budget_period_ms = period(loc_per_s / 20.0);
             }
             Ev::Initial => self.arrive(now, true),
             Ev::Arrive => {
@@ -584,11 +653,16 @@ impl Sim<'_> {
                     // Never published: the leave shows only when the tab times out.
                     self.leaves[i as usize].published = None;
                 }
-                let d = self.exp(self.sc.isolate_lifetime_ms);
+                let d = exp(&mut self.io, self.sc.isolate_lifetime_ms);
                 self.at(now + d, Ev::Evict(loc, slot));
             }
             Ev::Sample => self.sample(now),
             Ev::Probe(i, n) => self.probe(now, i, n),
+            Ev::TruthCheck(v) => {
+                if self.truth_hist.take_check(v as usize, now) {
+                    self.truth_update(v, now);
+                }
+            }
         }
     }
 
@@ -621,8 +695,8 @@ impl Sim<'_> {
         self.visitor_ms += truth as f64 * self.sc.sample_every_ms as f64;
         self.truth_sum += truth as f64;
         self.truth_n += 1;
-        let loc = self.rng.usize(..self.sc.locations);
-        let slot = self.rng.usize(..self.sc.isolates_per_location);
+        let loc = self.sampler.usize(..self.sc.locations);
+        let slot = self.io.usize(..self.sc.isolates_per_location);
         self.refresh(loc, slot, now, true);
         let c = self.isos[loc][slot].p.count(now, SITE, None);
         self.count_requests += 1;
@@ -643,6 +717,125 @@ impl Sim<'_> {
         };
         self.err_h.push(err(c.online));
         self.err_n.push(err(n));
+        let now_i = self.truth_hist.mark(now);
+        let hist: i64 = (0..self.sc.locations)
+            .map(|l| self.truth_hist.at(l, now_i))
+            .sum();
+        if hist != truth as i64 {
+            self.truth_mismatches += 1;
+        }
+        self.diagnose(now_i, loc, slot, c.online);
+    }
+
+    /// Splits the engine's error at this sample by source, and counts what oracles that
+    /// know each location's exact state as of a write KV has shown here would say.
+    fn diagnose(&mut self, now_i: Instant, r: usize, slot: usize, online: u64) {
+        let now = now_i.0;
+        let th = &self.truth_hist;
+        let p = &self.isos[r][slot].p;
+        let listed = p.listed_at(SITE).unwrap_or(now);
+        let mut sums: Vec<Option<(u64, u64)>> = vec![None; self.sc.locations];
+        for (loc, w, n) in p.summaries_counted(now, SITE) {
+            if let Some(l) = loc.and_then(|x| self.loc_names.iter().position(|n| *n == x)) {
+                sums[l] = Some((w, n));
+            }
+        }
+        let (seed, max_lag, locs) = (self.seed, self.sc.max_lag_ms, self.sc.locations);
+        let writes = &self.summary_writes;
+        // People online at `l` as of write `i` of its records (before any: none).
+        let t_w = |l: usize, i: Option<usize>| -> f64 {
+            i.map_or(0.0, |i| {
+                let (w, _, o) = writes[l][i];
+                th.at(l, (w, o)) as f64
+            })
+        };
+        // The newest write of `l` made by `t` (at the end of `t` if `end`).
+        let newest = |l: usize, t: u64| -> Option<usize> {
+            writes[l]
+                .partition_point(|&(w, _, _)| w <= t)
+                .checked_sub(1)
+        };
+        // The newest write of `l` KV shows at `r` at `t`.
+        let visible = |l: usize, t: u64| -> Option<usize> {
+            let i = writes[l].partition_point(|&(w, _, _)| w <= t);
+            (0..i).rev().find(|&j| {
+                let (w, id, _) = writes[l][j];
+                w + lag(seed, max_lag, id, w, l as u16, r as u16) <= t
+            })
+        };
+        // People at `l` as of the newest write KV shows at `r` at `t` of an oracle at `l`
+        // writing every `every` (over several keys if under a second: the lag is drawn per
+        // write anyway). With `cache`, `r` instead refreshes its copy every 60 s (at a phase
+        // of its own per location) and shows the newest write made by then.
+        let periodic = |l: usize, t: u64, every: u64, cache: bool| -> f64 {
+            let phase = (l as u64).wrapping_mul(7_919) % every;
+            let t = if cache {
+                let p = mix_phase(seed, l, r) % CACHE_REFRESH_MS;
+                if t < p {
+                    return 0.0;
+                }
+                t - (t - p) % CACHE_REFRESH_MS
+            } else {
+                t
+            };
+            if t < phase {
+                return 0.0;
+            }
+            let mut w = t - (t - phase) % every;
+            if cache {
+                return th.at_end_of(l, w) as f64;
+            }
+            let id = (1 << 50) + (l as u64) * 1_000 + every % 1_000;
+            loop {
+                if w + lag(seed, max_lag, id, w, l as u16, r as u16) <= t {
+                    return th.at_end_of(l, w) as f64;
+                }
+                if w < every {
+                    return 0.0;
+                }
+                w -= every;
+            }
+        };
+        let mut row = [0.0; DIAG_ROWS.len()];
+        let truth_now: f64 = (0..locs).map(|l| th.at(l, now_i) as f64).sum();
+        row[0] = online as f64 - truth_now;
+        let mut others = 0.0;
+        for l in 0..locs {
+            let now_l = th.at(l, now_i) as f64;
+            if l == r {
+                for k in ORACLES {
+                    row[k] += now_l;
+                }
+                continue;
+            }
+            let (n, shown) = match sums[l] {
+                Some((w, n)) => {
+                    // The engine's summary is the last write of `l` at `w`.
+                    let i = writes[l]
+                        .partition_point(|&(x, _, _)| x <= w)
+                        .checked_sub(1);
+                    (n as f64, i)
+                }
+                None => (0.0, None),
+            };
+            others += n;
+            let at_list = newest(l, listed).max(shown);
+            let at_now = newest(l, now).max(shown);
+            row[2] += n - t_w(l, shown);
+            row[3] += t_w(l, shown) - t_w(l, at_list);
+            row[4] += t_w(l, at_list) - t_w(l, at_now);
+            row[5] += t_w(l, at_now) - now_l;
+            row[6] += t_w(l, visible(l, now));
+            row[7] += periodic(l, now, self.budget_period_ms, false);
+            row[8] += periodic(l, now, 1_000, false);
+            row[9] += periodic(l, now, self.naive_period_ms, false);
+            row[10] += periodic(l, now, self.budget_period_ms, true);
+        }
+        row[1] = online as f64 - others - th.at(r, now_i) as f64;
+        for k in ORACLES {
+            row[k] -= truth_now;
+        }
+        self.diag.push((row, truth_now));
     }
 
     fn probe(&mut self, now: u64, i: u32, n: u32) {
@@ -654,7 +847,7 @@ impl Sim<'_> {
             self.tabs[lp.tab as usize].id.clone(),
         );
         if !lp.own_done {
-            let slot = self.rng.usize(..self.sc.isolates_per_location);
+            let slot = self.io.usize(..self.sc.isolates_per_location);
             self.refresh(loc as usize, slot, now, false);
             let counted = self.isos[loc as usize][slot]
                 .p
@@ -681,7 +874,7 @@ impl Sim<'_> {
             let r = remote.unwrap_or_default() as usize;
             let mut done = offset >= PROBE_HORIZON_MS;
             if let Some(pubd) = lp.published {
-                let slot = self.rng.usize(..self.sc.isolates_per_location);
+                let slot = self.io.usize(..self.sc.isolates_per_location);
                 self.refresh(r, slot, now, false);
                 let seen = self.isos[r][slot]
                     .p
@@ -707,6 +900,24 @@ impl Sim<'_> {
     }
 }
 
+/// An exponential draw with mean `mean`, at least 1.
+fn exp(rng: &mut Rng, mean: u64) -> u64 {
+    let u = rng.f64();
+    (-(1.0 - u).ln() * mean as f64) as u64 + 1
+}
+
+/// A phase in ms for reader `r`'s copy of location `l`'s key (cache-like lag).
+fn mix_phase(seed: u64, l: usize, r: usize) -> u64 {
+    lag(
+        seed ^ 0x5EED,
+        u64::MAX - 1,
+        ((l as u64) << 20) | r as u64,
+        0,
+        1,
+        0,
+    )
+}
+
 /// Runs `scenario` with `seed` and reports what each design cost and how accurate it was.
 #[must_use]
 pub fn run(scenario: &Scenario, seed: u64) -> Report {
@@ -718,6 +929,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     let mut sim = Sim {
         sc,
         rng: Rng::with_seed(seed),
+        io: Rng::with_seed(seed ^ 0x1500_1A7E),
+        sampler: Rng::with_seed(seed ^ 0x5A4D_7E55),
         seed,
         heap: BinaryHeap::new(),
         seq: 0,
@@ -752,6 +965,12 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         naive_at_start: Ops::default(),
         evictions: 0,
         requests: 0,
+        truth_hist: Truth::new(sc.locations, sc.engine.window_ms),
+        summary_writes: vec![Vec::new(); sc.locations],
+        budget_period_ms: 600_000,
+        naive_period_ms: 600_000,
+        diag: Vec::new(),
+        truth_mismatches: 0,
     };
     for l in 0..sc.locations {
         let row: Vec<Iso> = (0..sc.isolates_per_location)
@@ -759,7 +978,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             .collect();
         sim.isos.push(row);
         for s in 0..sc.isolates_per_location {
-            let d = sim.exp(sc.isolate_lifetime_ms);
+            let d = exp(&mut sim.io, sc.isolate_lifetime_ms);
             sim.at(d, Ev::Evict(l as u16, s as u16));
         }
     }
@@ -860,5 +1079,39 @@ fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
         },
         designs: [a, b, c],
         runtime_s: started.elapsed().as_secs_f64(),
+        diagnostics: diagnostics(&sim),
+    }
+}
+
+fn diagnostics(sim: &Sim<'_>) -> Diagnostics {
+    let n = sim.diag.len().max(1) as f64;
+    let pct = |e: f64, t: f64| if t > 0.0 { 100.0 * e / t } else { 0.0 };
+    let rows = DIAG_ROWS
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let abs = Stat::of(sim.diag.iter().map(|(d, _)| d[k].abs()));
+            let p = Stat::of(sim.diag.iter().map(|(d, t)| pct(d[k].abs(), *t)));
+            let bias = sim.diag.iter().map(|(d, _)| d[k]).sum::<f64>() / n;
+            let ms = sim
+                .diag
+                .iter()
+                .map(|(d, t)| pct(d[k], *t).powi(2))
+                .sum::<f64>()
+                / n;
+            ((*name).to_owned(), abs, p, bias, ms.sqrt())
+        })
+        .collect();
+    let hours = sim.sc.measure_ms as f64 / 3_600_000.0;
+    Diagnostics {
+        rows,
+        causes: CAUSES
+            .iter()
+            .zip(sim.truth_hist.causes)
+            .map(|(c, k)| ((*c).to_owned(), k as f64 / hours))
+            .collect(),
+        budget_period_ms: sim.budget_period_ms,
+        naive_period_ms: sim.naive_period_ms,
+        truth_mismatches: sim.truth_mismatches,
     }
 }
