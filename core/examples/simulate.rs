@@ -114,10 +114,10 @@ fn describe(sc: &Scenario) -> String {
          members; every heartbeat is answered with a count, and the count is also sampled at random isolates.\n\
          locations and isolates: each request goes to a uniformly random isolate of the visitor's location; isolates \
          are evicted after {} h on average (exponential).\n\
-         KV model: a write is visible at once at its own location and after a lag drawn uniformly from 0-{} s, per \
-         write and location, elsewhere (an edge cache picking the new value up when its copy expires); a reader sees \
-         the newest write visible to it; lists see the same; TTLs expire keys; writes to a key < 1 s apart are counted.\n\
-         engine: window {} s, lease {} s; writes >= {} s apart; with peers at the location: leaves at once, joins <= {} s, \
+         KV model: a write is visible at once at its own location and after a lag drawn uniformly from 0-{} s, \
+         independently per write and location, elsewhere; a reader sees the newest write visible to it; lists see the \
+         same; TTLs expire keys; writes to a key < 1 s apart are counted.\n\
+         engine: window {} s, lease {} s; writes >= {} s apart; with peers at the location: joins and leaves <= {} s, \
          changes <= {} s, view refresh {} s; remote-only: <= {} s; alone: <= {} s.\n\
          costs: Workers paid plan, writes/lists/deletes $5/M beyond 1M a month each, reads $0.50/M beyond 10M, \
          for the scenario's traffic around the clock (730 h).",
@@ -136,9 +136,9 @@ fn describe(sc: &Scenario) -> String {
         e.window_ms / 1000,
         e.lease_ms / 1000,
         e.flush_min_ms / 1000,
-        e.join_delay_ms / 1000,
+        e.join_delay_ms as f64 / 1000.0,
         e.change_delay_ms / 1000,
-        e.refresh_ms / 1000,
+        e.refresh_ms as f64 / 1000.0,
         e.remote_delay_ms / 1000,
         e.solo_delay_ms / 1000,
     )

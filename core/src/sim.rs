@@ -21,10 +21,12 @@
 //!   one shard server ("Shard and Conquer", 2025) — and the example also runs the medium
 //!   scenario with 2 and 4 isolates per location, where random routing applies.
 //! - **KV**: a write is visible at once at the writer's location and, at every other
-//!   location, after a lag drawn uniformly from 0–60 s per (write, location) — the way a
-//!   location's edge cache picks up a new value when its cached copy expires; a reader sees
-//!   the newest write visible to it; lists see the same. TTLs expire keys; every operation
-//!   is counted, and so is every second write to a key within 1 s.
+//!   location, after a lag drawn uniformly from 0–60 s independently per (write, location);
+//!   a reader sees the newest write visible to it; lists see the same. (Writing more often
+//!   thus shows fresher data elsewhere; KV's edge caches, which pick a new value up only
+//!   when their copy expires, would not — an oracle row measures that reading of the lag.)
+//!   TTLs expire keys; every operation is counted, and so is every second write to a key
+//!   within 1 s.
 //! - **Designs** fed the same requests: (a) naive — one key per visitor, written on every
 //!   heartbeat and beacon, deleted on leave, counted by list + a get per key; (b) the same
 //!   keys with the state in metadata, counted by list alone; (c) herenow — the

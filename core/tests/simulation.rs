@@ -47,12 +47,14 @@ fn several_isolates_per_location_keep_counts_and_leaves_right() {
     let h = r.herenow();
     assert_eq!(h.violations, 0);
     assert!(
-        h.leave_own.n > 20 && h.leave_own.p99 <= 2.5,
+        h.leave_own.n > 20 && h.leave_own.p99 <= 2.0,
         "{:?}",
         h.leave_own
     );
     assert!(h.leave_else.p99 <= 120.0, "{:?}", h.leave_else);
     assert!(h.err_abs.mean <= 2.0, "{:?} (bias {})", h.err_abs, h.bias);
+    // Joins and departures reach the other isolates equally fast: no bias.
+    assert!(h.bias.abs() <= 0.5, "bias {}", h.bias);
     assert!(r.write_ratio() > 3.0);
 }
 

@@ -75,7 +75,8 @@ struct Iso {
     p: Presence,
     own_key: String,
     epoch: u32,
-    flush_pending: bool,
+    /// When the delayed flush scheduled last is due, if one is.
+    flush_at: Option<u64>,
     /// Sampled leaves waiting for this isolate's next record write.
     awaiting: Vec<u32>,
 }
@@ -374,13 +375,11 @@ impl Sim<'_> {
 
     fn after_request(&mut self, loc: usize, slot: usize, now: u64) {
         let iso = &mut self.isos[loc][slot];
-        if iso.flush_pending {
-            return;
-        }
         if let Some(at) = iso.p.next_flush_at() {
             let at = at.max(now) + 5;
-            if at <= now + WAIT_UNTIL_MS {
-                iso.flush_pending = true;
+            // A change due before the flush already scheduled gets one of its own.
+            if at <= now + WAIT_UNTIL_MS && iso.flush_at.is_none_or(|f| at < f) {
+                iso.flush_at = Some(at);
                 let epoch = iso.epoch;
                 self.at(at, Ev::Flush(loc as u16, slot as u16, epoch));
             }
@@ -394,7 +393,7 @@ impl Sim<'_> {
             own_key: p.own_key(SITE),
             p,
             epoch,
-            flush_pending: false,
+            flush_at: None,
             awaiting: Vec::new(),
         }
     }
@@ -637,7 +636,9 @@ impl Sim<'_> {
             Ev::Flush(loc, slot, epoch) => {
                 let iso = &mut self.isos[loc as usize][slot as usize];
                 if iso.epoch == epoch {
-                    iso.flush_pending = false;
+                    if iso.flush_at.is_some_and(|f| f <= now) {
+                        iso.flush_at = None;
+                    }
                     self.flush(loc as usize, slot as usize, now);
                 }
             }
