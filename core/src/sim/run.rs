@@ -23,7 +23,7 @@ const PROBE_HORIZON_MS: u64 = 130_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     Measure,
-    Initial,
+    Initial(u32),
     Arrive,
     Beat(u32, u32),
     Hide(u32, u32),
@@ -38,6 +38,17 @@ enum Ev {
     Sample,
     Probe(u32, u32),
     TruthCheck(u32),
+}
+
+/// How a visitor starts: visible (every arrival), or away (visitors present at the start).
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    Visible,
+    /// Hidden: with its idle beacon sent at arrival (else long expired), back at `show_at`.
+    Away {
+        beacon: bool,
+        show_at: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -100,6 +111,10 @@ struct Sim<'a> {
     /// Draws what visitors do, and nothing else, so that every design and setting sees the
     /// same visitors (and the same truth) for a seed.
     rng: Rng,
+    /// When the next visitor arrives, in fractional ms.
+    next_arrival: f64,
+    /// How each visitor present at the start starts.
+    starts: Vec<Start>,
     /// Draws routing, evictions and which leaves to follow.
     io: Rng,
     /// Draws where counts are sampled (the same for every design and setting).
@@ -148,6 +163,8 @@ struct Sim<'a> {
     /// design's writes before measuring), and as often as the naive design.
     budget_period_ms: u64,
     naive_period_ms: u64,
+    /// When everyone present at the start had arrived, and the naive writes by then.
+    naive_from: (u64, u64),
     /// Per sample, the error components of `DIAG_ROWS` in people, and the truth.
     diag: Vec<([f64; DIAG_ROWS.len()], f64)>,
     truth_mismatches: u64,
@@ -401,7 +418,7 @@ impl Sim<'_> {
     // ---- visitors ----
 
     /// A visitor arrives; `initial` ones start in the steady state (possibly away).
-    fn arrive(&mut self, now: u64, initial: bool) {
+    fn arrive(&mut self, now: u64, start: Start) {
         let w = self.sc.workload.clone();
         let vi = self.visitors.len() as u32;
         let id = self.new_id();
@@ -426,16 +443,15 @@ impl Sim<'_> {
         let t = self.new_tab(vi);
         self.visitors[vi as usize].tabs.push(t);
         self.visitors[vi as usize].focus = t;
-        let p_away = w.mean_away_ms as f64 / (w.mean_away_ms + w.mean_visible_ms) as f64;
-        if initial && self.rng.f64() < p_away {
-            // Away for a while already: hidden, its idle beacon sent then (or long expired).
+        if let Start::Away { beacon, show_at } = start {
+            // Away for a while already: hidden, its idle beacon sent now (it arrives as far
+            // before the others as it has been away) or long expired.
             self.visitors[vi as usize].away = true;
-            if self.exp(w.mean_away_ms) < self.sc.engine.window_ms {
+            if beacon {
                 self.tabs[t as usize].started = true;
                 self.beat(now, t, TabState::Idle);
             }
-            let d = self.exp(w.mean_away_ms);
-            self.at(now + d, Ev::Show(vi, 0));
+            self.at(show_at, Ev::Show(vi, 0));
         } else {
             self.show_tab(now, t);
             let d = self.exp(w.mean_visible_ms);
@@ -489,7 +505,9 @@ impl Sim<'_> {
                 self.truth_hist.counting_from = now;
                 // The write budget: a twentieth of the naive design's writes, spread evenly
                 // over the locations.
-                let per_s = self.naive.ops.writes as f64 / (now as f64 / 1000.0).max(1.0);
+                let (t0, w0) = self.naive_from;
+                let per_s = (self.naive.ops.writes - w0) as f64
+                    / ((now.saturating_sub(t0)) as f64 / 1000.0).max(1.0);
                 let loc_per_s = per_s / self.sc.locations as f64;
                 let period = |rate: f64| {
                     if rate > 0.0 {
@@ -501,12 +519,23 @@ impl Sim<'_> {
                 self.naive_period_ms = period(loc_per_s);
                 self.budget_period_ms = period(loc_per_s / 20.0);
             }
-            Ev::Initial => self.arrive(now, true),
+            Ev::Initial(i) => {
+                let start = self.starts[i as usize];
+                self.arrive(now, start);
+            }
             Ev::Arrive => {
-                self.arrive(now, false);
-                let rate_ms = self.sc.workload.mean_visit_ms / self.sc.visitors.max(1);
-                let d = self.exp(rate_ms.max(1));
-                self.at(now + d, Ev::Arrive);
+                if self.naive_from.0 == 0 {
+                    // Everyone present: the naive design's write rate is measured from here.
+                    self.naive_from = (now, self.naive.ops.writes);
+                }
+                self.arrive(now, Start::Visible);
+                // Poisson arrivals at exactly visitors / mean visit: the next arrival is
+                // kept in fractions of a millisecond (whole-millisecond gaps of a few ms
+                // would run the rate several percent slow at large scale).
+                let mean = self.sc.workload.mean_visit_ms as f64 / self.sc.visitors.max(1) as f64;
+                self.next_arrival += -(1.0 - self.rng.f64()).ln() * mean;
+                let at = (self.next_arrival.ceil() as u64).max(now);
+                self.at(at, Ev::Arrive);
             }
             Ev::Beat(t, epoch) => {
                 let tab = &self.tabs[t as usize];
@@ -931,6 +960,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         sc,
         rng: Rng::with_seed(seed),
         io: Rng::with_seed(seed ^ 0x1500_1A7E),
+        next_arrival: (sc.engine.window_ms + sc.engine.heartbeat_ms) as f64,
+        starts: Vec::with_capacity(sc.visitors as usize),
         sampler: Rng::with_seed(seed ^ 0x5A4D_7E55),
         seed,
         heap: BinaryHeap::new(),
@@ -970,6 +1001,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         summary_writes: vec![Vec::new(); sc.locations],
         budget_period_ms: 600_000,
         naive_period_ms: 600_000,
+        naive_from: (0, 0),
         diag: Vec::new(),
         truth_mismatches: 0,
     };
@@ -983,12 +1015,34 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             sim.at(d, Ev::Evict(l as u16, s as u16));
         }
     }
-    // The population starts at its mean, arriving over the first heartbeat interval.
-    for _ in 0..sc.visitors {
-        let t = sim.rng.u64(..sc.engine.heartbeat_ms);
-        sim.at(t, Ev::Initial);
+    // The population starts at its mean and in its steady state, its heartbeats spread over
+    // one interval after a window: a visit in progress is away with the chance that the
+    // flows between visible, away and ended give (visits start visible), for as long as an
+    // away spell in progress has lasted; one away for less than a window sent its idle
+    // beacon that long ago (so their time-outs spread as in steady state).
+    let w = &sc.workload;
+    let (r_hide, r_show, r_end) = (
+        1.0 / w.mean_visible_ms as f64,
+        1.0 / w.mean_away_ms as f64,
+        1.0 / w.mean_visit_ms as f64,
+    );
+    let p_away = r_hide / (r_hide + r_show + r_end);
+    let start_at = sc.engine.window_ms;
+    for i in 0..sc.visitors {
+        let t0 = start_at + sim.rng.u64(..sc.engine.heartbeat_ms);
+        let (at, start) = if sim.rng.f64() < p_away {
+            let age = (-(1.0 - sim.rng.f64()).ln() / (r_show + r_end)) as u64;
+            let show_at = t0 + exp(&mut sim.rng, w.mean_away_ms);
+            let beacon = age < sc.engine.window_ms;
+            let at = if beacon { t0 - age } else { t0 };
+            (at, Start::Away { beacon, show_at })
+        } else {
+            (t0, Start::Visible)
+        };
+        sim.starts.push(start);
+        sim.at(at, Ev::Initial(i as u32));
     }
-    sim.at(sc.engine.heartbeat_ms, Ev::Arrive);
+    sim.at(start_at + sc.engine.heartbeat_ms, Ev::Arrive);
     sim.at(sc.warmup_ms, Ev::Measure);
     sim.at(1, Ev::Sample);
     while let Some(Reverse((now, _, ev))) = sim.heap.pop() {
