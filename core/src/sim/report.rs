@@ -476,9 +476,9 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "   herenow: {:.0} writes/day ({} of them members' last-seen), bias {:+.1} people, {} sampled leaves lost to evictions",
+            "   herenow: {:.0} writes/day ({:.0} of them members' last-seen), bias {:+.1} people, {} sampled leaves lost to evictions",
             self.herenow_writes_per_day(),
-            self.last_seen_writes,
+            self.last_seen_writes as f64 / self.hours * 24.0,
             self.herenow().bias,
             self.lost_leaves
         )?;
