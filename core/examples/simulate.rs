@@ -5,7 +5,9 @@
 //! cargo run -p herenow-core --release --example simulate                  # everything, seed 1
 //! cargo run -p herenow-core --release --example simulate -- --seed 7
 //! cargo run -p herenow-core --release --example simulate -- --only medium --isolates 2
-//! # one scenario; also --lag-s N, --remote-delay-ms N, --measure-min N
+//! # one scenario; also --lag-s N, --remote-delay-ms N, --join-delay-ms N, --measure-min N,
+//! # --seed N, --diagnose (the
+//! # count error by source, and oracles)
 //! ```
 
 use std::thread;
@@ -36,11 +38,18 @@ fn main() {
         if let Some(ms) = arg(&args, "--remote-delay-ms") {
             sc.engine.remote_delay_ms = ms;
         }
+        if let Some(ms) = arg(&args, "--join-delay-ms") {
+            sc.engine.join_delay_ms = ms;
+        }
         if let Some(min) = arg::<u64>(&args, "--measure-min") {
             sc = sc.with_measure(min * 60_000);
         }
         println!("{}\n", describe(&sc));
-        println!("{}", run(&sc, seed));
+        let r = run(&sc, seed);
+        println!("{r}");
+        if args.iter().any(|a| a == "--diagnose") {
+            println!("{}", r.diagnostics);
+        }
         return;
     }
     let (small, medium, large) = (Scenario::small(), Scenario::medium(), Scenario::large());
@@ -62,6 +71,13 @@ fn main() {
     println!("{}\n", describe(&medium));
     for r in &reports {
         println!("{r}");
+    }
+    for r in &reports[1..] {
+        println!(
+            "== {}: where herenow's count error comes from, and the floor of any design under this KV model ==",
+            r.scenario.name
+        );
+        println!("{}", r.diagnostics);
     }
     println!("== across scenarios ==");
     for t in targets_across(&reports) {
@@ -98,10 +114,10 @@ fn describe(sc: &Scenario) -> String {
          members; every heartbeat is answered with a count, and the count is also sampled at random isolates.\n\
          locations and isolates: each request goes to a uniformly random isolate of the visitor's location; isolates \
          are evicted after {} h on average (exponential).\n\
-         KV model: a write is visible at once at its own location and after a lag drawn uniformly from 0-{} s, per \
-         write and location, elsewhere (an edge cache picking the new value up when its copy expires); a reader sees \
-         the newest write visible to it; lists see the same; TTLs expire keys; writes to a key < 1 s apart are counted.\n\
-         engine: window {} s, lease {} s; writes >= {} s apart; with peers at the location: leaves at once, joins <= {} s, \
+         KV model: a write is visible at once at its own location and after a lag drawn uniformly from 0-{} s, \
+         independently per write and location, elsewhere; a reader sees the newest write visible to it; lists see the \
+         same; TTLs expire keys; writes to a key < 1 s apart are counted.\n\
+         engine: window {} s, lease {} s; writes >= {} s apart; with peers at the location: joins and leaves <= {} s, \
          changes <= {} s, view refresh {} s; remote-only: <= {} s; alone: <= {} s.\n\
          costs: Workers paid plan, writes/lists/deletes $5/M beyond 1M a month each, reads $0.50/M beyond 10M, \
          for the scenario's traffic around the clock (730 h).",
@@ -120,9 +136,9 @@ fn describe(sc: &Scenario) -> String {
         e.window_ms / 1000,
         e.lease_ms / 1000,
         e.flush_min_ms / 1000,
-        e.join_delay_ms / 1000,
+        e.join_delay_ms as f64 / 1000.0,
         e.change_delay_ms / 1000,
-        e.refresh_ms / 1000,
+        e.refresh_ms as f64 / 1000.0,
         e.remote_delay_ms / 1000,
         e.solo_delay_ms / 1000,
     )

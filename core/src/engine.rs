@@ -23,13 +23,13 @@
 //! [`EngineConfig::remote_delay_ms`] ([`Presence::refresh_due`]).
 //!
 //! **When an isolate writes.** Only on events, batched, and as late as its readers allow.
-//! [`Mode`] says who reads: *peers* (another isolate of this location is active: a leave or
-//! time-out is written as soon as KV's 1 write/s/key allows, a join within
-//! [`EngineConfig::join_delay_ms`], a state or page change within
-//! [`EngineConfig::change_delay_ms`]); *remote* (only other locations are active: everything
-//! within [`EngineConfig::remote_delay_ms`], small beside their 0–60 s lag); *solo* (no one
-//! else: within [`EngineConfig::solo_delay_ms`], as the isolate's memory is the only reader).
-//! Joins and departures wait equally long, so delays shift counts without biasing them. A
+//! [`Mode`] says who reads: *peers* (another isolate of this location is active: a join,
+//! leave or time-out is written within [`EngineConfig::join_delay_ms`], a state or page
+//! change within [`EngineConfig::change_delay_ms`]); *remote* (only other locations are
+//! active: everything within [`EngineConfig::remote_delay_ms`], small beside their 0–60 s
+//! lag); *solo* (no one else: within [`EngineConfig::solo_delay_ms`], as the isolate's
+//! memory is the only reader). Joins and departures wait equally long in every mode, so
+//! delays shift counts without biasing them. A
 //! new isolate announces itself within the join delay whatever its mode, and an isolate
 //! alone lists again after 5 s, 10 s, 20 s… up to the solo delay, so isolates starting
 //! together find each other in seconds. A record is renewed when a third of its lease
@@ -107,8 +107,10 @@ pub struct EngineConfig {
     pub heartbeat_ms: u64,
     /// The least time between two writes of one record (default 1 s; KV allows 1 write/s).
     pub flush_min_ms: u64,
-    /// How long a join may wait before it is published while another isolate of this
-    /// location is active (default 2 s).
+    /// How long a join, leave or time-out may wait before it is published while another
+    /// isolate of this location is active (default 1 s). Joins and departures wait equally
+    /// long, so the other isolates' counts lag but are not biased (a leave then shows at
+    /// them within this delay plus [`EngineConfig::refresh_ms`]).
     pub join_delay_ms: u64,
     /// How long a state or page change may wait before it is published (default 10 s).
     pub change_delay_ms: u64,
@@ -137,7 +139,7 @@ impl Default for EngineConfig {
             window_ms: 60_000,
             heartbeat_ms: 15_000,
             flush_min_ms: 1_000,
-            join_delay_ms: 2_000,
+            join_delay_ms: 1_000,
             change_delay_ms: 10_000,
             lease_ms: 300_000,
             refresh_ms: 500,
@@ -622,7 +624,7 @@ impl RemoteView {
 /// Urgency classes of unpublished changes.
 #[derive(Debug, Clone, Copy)]
 enum Urgency {
-    /// A leave, time-out or revival: as soon as KV allows (when peers read).
+    /// A leave, time-out or revival (published as fast as a join).
     Now = 0,
     /// A join.
     Join = 1,
@@ -675,8 +677,9 @@ impl SiteState {
             (_, Urgency::Now | Urgency::Join) if first => cfg
                 .join_delay_ms
                 .min(Self::delay(cfg, urgency, mode, false)),
-            (Mode::Peers, Urgency::Now) => 0,
-            (Mode::Peers, Urgency::Join) => cfg.join_delay_ms,
+            // Joins and departures alike: a departure published sooner than a join would
+            // bias the peers' counts low.
+            (Mode::Peers, Urgency::Now | Urgency::Join) => cfg.join_delay_ms,
             (Mode::Peers | Mode::Remote, Urgency::Change) => {
                 cfg.change_delay_ms.max(cfg.remote_delay_ms)
             }
@@ -1564,6 +1567,24 @@ impl Presence {
             .filter(|(_, s)| s.location.as_deref() == Some(location))
             .map(|(_, s)| s.written_ms)
             .max()
+    }
+
+    /// The summaries of other locations a count at `now` adds up: (location, written, people
+    /// online), one per location (for tests and the simulation).
+    #[must_use]
+    pub fn summaries_counted(&self, now: u64, site: &str) -> Vec<(Option<String>, u64, u64)> {
+        self.sites.get(site).map_or_else(Vec::new, |s| {
+            latest_summaries(s, now)
+                .into_iter()
+                .map(|sum| (sum.location.clone(), sum.written_ms, sum.online))
+                .collect()
+        })
+    }
+
+    /// When this isolate last listed `site`'s records (for tests and the simulation).
+    #[must_use]
+    pub fn listed_at(&self, site: &str) -> Option<u64> {
+        self.sites.get(site)?.remote.fetched_ms
     }
 
     /// How many tabs this isolate holds in memory for `site` (for tests and metrics).

@@ -21,16 +21,30 @@
 //!   one shard server ("Shard and Conquer", 2025) — and the example also runs the medium
 //!   scenario with 2 and 4 isolates per location, where random routing applies.
 //! - **KV**: a write is visible at once at the writer's location and, at every other
-//!   location, after a lag drawn uniformly from 0–60 s per (write, location) — the way a
-//!   location's edge cache picks up a new value when its cached copy expires; a reader sees
-//!   the newest write visible to it; lists see the same. TTLs expire keys; every operation
-//!   is counted, and so is every second write to a key within 1 s.
+//!   location, after a lag drawn uniformly from 0–60 s independently per (write, location);
+//!   a reader sees the newest write visible to it; lists see the same. (Writing more often
+//!   thus shows fresher data elsewhere; KV's edge caches, which pick a new value up only
+//!   when their copy expires, would not — an oracle row measures that reading of the lag.)
+//!   TTLs expire keys; every operation is counted, and so is every second write to a key
+//!   within 1 s.
 //! - **Designs** fed the same requests: (a) naive — one key per visitor, written on every
 //!   heartbeat and beacon, deleted on leave, counted by list + a get per key; (b) the same
 //!   keys with the state in metadata, counted by list alone; (c) herenow — the
 //!   [`crate::engine::Presence`] of each isolate, driven directly.
 //! - **Truth**: a tab is live from its first heartbeat until its leave or a window after its
-//!   last heartbeat or beacon; people online = visitors with a live tab.
+//!   last heartbeat or beacon; people online = visitors with a live tab — the engine's own
+//!   definition (an idle beacon counts for a window; a full page load is a leave and a new
+//!   tab). Every visitor's going online and offline is recorded at the exact millisecond,
+//!   with its cause, so the truth is known per location at any past instant.
+//! - **Where the error comes from** ([`Diagnostics`]): at every sample, herenow's error is
+//!   split into its own location, each summary against the truth when it was written, and
+//!   the summary's staleness (KV lag, the reader's listing reused, the time since the newest
+//!   write); and oracles — exact counts as of the newest write KV shows, written at herenow's
+//!   times, at the 20× write budget, every second, as often as design (a), or under a
+//!   cache-like lag — give the floor of any design under this KV model.
+//! - **Randomness**: visitors, routing and evictions, and sampling draw from separate
+//!   streams, so that for a seed every setting and design sees the same visitors and is
+//!   sampled at the same instants and locations (paired comparisons).
 
 #[cfg(feature = "sim")]
 mod kv;
@@ -40,9 +54,13 @@ mod report;
 mod run;
 #[cfg(feature = "sim")]
 mod scenario;
+#[cfg(feature = "sim")]
+mod truth;
 
 #[cfg(feature = "sim")]
-pub use report::{DesignReport, Report, Stat, Target, targets_across};
+pub use report::{
+    DIAG_ROWS, DesignReport, Diagnostics, ORACLE_BUDGET, Report, Stat, Target, targets_across,
+};
 #[cfg(feature = "sim")]
 pub use run::run;
 #[cfg(feature = "sim")]

@@ -22,30 +22,38 @@ pub const KV_BINDING: &str = "PRESENCE";
 
 thread_local! {
     static APP: RefCell<Option<Rc<App>>> = const { RefCell::new(None) };
-    /// Whether a delayed flush is already scheduled in this isolate.
-    static FLUSH_SCHEDULED: Cell<bool> = const { Cell::new(false) };
+    /// When the delayed flush scheduled last in this isolate is due (Unix ms), if one is.
+    static FLUSH_AT: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 /// Publishes changes that the write spacing held back, after the response, so that a
-/// leave shows elsewhere even if no other request reaches this isolate.
+/// leave shows elsewhere even if no other request reaches this isolate. A change due
+/// before the flush already scheduled (a leave after a join) gets a flush of its own.
 fn schedule_flush(ctx: &Context, app: Rc<App>, kv: Kv) {
     let now = Date::now().as_millis();
     let Some(at) = app.service().with(|p| p.next_flush_at()) else {
         return;
     };
-    if FLUSH_SCHEDULED.with(Cell::get) {
-        return;
-    }
-    FLUSH_SCHEDULED.with(|f| f.set(true));
+    let at = at.max(now) + 5;
     // waitUntil keeps an isolate's event alive for at most 30 s; later flushes wait for
     // the next request.
     if at > now + 25_000 {
         return;
     }
-    let wait = Duration::from_millis(at.saturating_sub(now) + 5);
+    // One scheduled no later covers it (one in the past has run or was dropped).
+    if FLUSH_AT
+        .with(Cell::get)
+        .is_some_and(|f| f <= at && f >= now)
+    {
+        return;
+    }
+    FLUSH_AT.with(|f| f.set(Some(at)));
+    let wait = Duration::from_millis(at - now);
     ctx.wait_until(async move {
         Delay::from(wait).await;
-        FLUSH_SCHEDULED.with(|f| f.set(false));
+        if FLUSH_AT.with(Cell::get).is_some_and(|f| f <= at) {
+            FLUSH_AT.with(|f| f.set(None));
+        }
         // A failure is retried by the next request; nothing to answer here.
         let _ = app.service().flush(&kv, Date::now().as_millis()).await;
     });

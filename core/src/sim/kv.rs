@@ -100,6 +100,11 @@ impl Kv {
         }
     }
 
+    /// The id the lag of `key`'s writes is drawn with, once written.
+    pub fn key_id(&self, key: &str) -> Option<u64> {
+        self.keys.get(key).map(|h| h.id)
+    }
+
     fn hist(&mut self, key: &str) -> &mut Hist {
         if !self.keys.contains_key(key) {
             self.next_id += 1;

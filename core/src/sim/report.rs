@@ -43,6 +43,83 @@ impl Stat {
     }
 }
 
+/// The parts herenow's count error is split into at every sample (signed, in people; the
+/// five indented ones add up to the first), then what oracles would err by. An oracle knows
+/// its own location exactly and every other location's exact number of people as of the
+/// newest of its writes that KV shows the reader at the sample (same lag model; several keys
+/// per location where a period under 1 s needs them).
+pub const DIAG_ROWS: [&str; 11] = [
+    "herenow: count - truth",
+    "  own location",
+    "  other locations' summaries vs truth when written",
+    "  KV lag: summary shown vs newest at listing",
+    "  listing reused: newest at listing vs newest now",
+    "  publishing: newest written vs now",
+    "oracle at herenow's write times (read at the sample)",
+    "oracle at the 20x write budget (evenly spaced)",
+    "oracle writing every second per location",
+    "oracle writing as often as design (a)",
+    "oracle at the 20x budget, cache-like lag",
+];
+
+/// In the cache-like lag of the last oracle, how often a location refreshes its copy of a
+/// key (KV's default `cacheTtl`).
+pub(crate) const CACHE_REFRESH_MS: u64 = 60_000;
+
+/// The row of [`DIAG_ROWS`] of the oracle at the 20× write budget (the floor).
+pub const ORACLE_BUDGET: usize = 7;
+
+/// Rows of [`DIAG_ROWS`] that are oracles.
+pub(crate) const ORACLES: core::ops::Range<usize> = 6..11;
+
+/// herenow's count error split by source, the oracles, and the truth's transitions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Diagnostics {
+    /// Per row of [`DIAG_ROWS`]: |error| in people, |error| in percent of the truth, the
+    /// mean signed error in people, and its root mean square in percent.
+    pub rows: Vec<(String, Stat, Stat, f64, f64)>,
+    /// How often visitors went online or offline, per hour, by cause.
+    pub causes: Vec<(String, f64)>,
+    /// The period of the oracle writing at the write budget, per location, in ms.
+    pub budget_period_ms: u64,
+    /// The period of the oracle writing as often as design (a), per location, in ms.
+    pub naive_period_ms: u64,
+    /// Samples where the truth's history disagreed with the truth (should be 0).
+    pub truth_mismatches: u64,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "   {:<52} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "error by source (people; % of truth)", "mean|e|", "p99|e|", "p99 %", "rms %", "bias"
+        )?;
+        for (name, a, p, bias, rms) in &self.rows {
+            writeln!(
+                f,
+                "   {name:<52} {:>9.2} {:>9.2} {:>8.2}% {:>8.2}% {bias:>+8.2}",
+                a.mean, a.p99, p.p99, rms
+            )?;
+        }
+        writeln!(
+            f,
+            "   (oracles write every {:.2} s per location at the budget, every {:.2} s as often as (a); \
+             cache-like lag: a location refreshes its copy of a key every {} s; truth history mismatches: {})",
+            self.budget_period_ms as f64 / 1000.0,
+            self.naive_period_ms as f64 / 1000.0,
+            CACHE_REFRESH_MS / 1000,
+            self.truth_mismatches
+        )?;
+        let all: f64 = self.causes.iter().map(|c| c.1).sum();
+        write!(f, "   visitors going online/offline per hour ({all:.0}):")?;
+        for (name, n) in &self.causes {
+            write!(f, " {name} {n:.0};")?;
+        }
+        writeln!(f)
+    }
+}
+
 /// One design's operations and accuracy over the measured time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesignReport {
@@ -153,6 +230,8 @@ pub struct Report {
     pub designs: [DesignReport; 3],
     /// Wall-clock seconds the run took.
     pub runtime_s: f64,
+    /// herenow's error by source, and the oracles' errors.
+    pub diagnostics: Diagnostics,
 }
 
 impl Report {
@@ -166,6 +245,24 @@ impl Report {
     #[must_use]
     pub fn naive(&self) -> &DesignReport {
         &self.designs[0]
+    }
+
+    /// The count error (in percent of the truth) of the oracle `row` of [`DIAG_ROWS`].
+    #[must_use]
+    pub fn oracle(&self, row: usize) -> Stat {
+        self.diagnostics
+            .rows
+            .get(row)
+            .map(|r| r.2.clone())
+            .unwrap_or_default()
+    }
+
+    /// The count error floor (in percent of the truth) of any design that meets the write
+    /// target under this KV model: an oracle that knows each location's exact count as of its
+    /// newest write KV shows, writing as often as the 20× budget allows, evenly spaced.
+    #[must_use]
+    pub fn floor(&self) -> Stat {
+        self.oracle(ORACLE_BUDGET)
     }
 
     /// herenow's KV writes per day at this scenario's traffic.
@@ -233,12 +330,22 @@ impl Report {
         if big {
             t.push(Target {
                 what: "count error ≤ 1% at p99 in steady state".into(),
-                measured: format!(
-                    "p99 {:.2}% ({:.1} people); (a) p99 {:.2}% with the same KV lag",
-                    h.err_pct.p99,
-                    h.err_abs.p99,
-                    self.naive().err_pct.p99
-                ),
+                measured: if multi {
+                    format!(
+                        "p99 {:.2}% ({:.1} people); floor {:.2}% (oracle at the 20× write budget); (a) {:.2}%",
+                        h.err_pct.p99,
+                        h.err_abs.p99,
+                        self.floor().p99,
+                        self.naive().err_pct.p99
+                    )
+                } else {
+                    format!(
+                        "p99 {:.2}% ({:.1} people); (a) p99 {:.2}%",
+                        h.err_pct.p99,
+                        h.err_abs.p99,
+                        self.naive().err_pct.p99
+                    )
+                },
                 pass: h.err_pct.p99 <= 1.0,
             });
         }
@@ -369,9 +476,9 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "   herenow: {:.0} writes/day ({} of them members' last-seen), bias {:+.1} people, {} sampled leaves lost to evictions",
+            "   herenow: {:.0} writes/day ({:.0} of them members' last-seen), bias {:+.1} people, {} sampled leaves lost to evictions",
             self.herenow_writes_per_day(),
-            self.last_seen_writes,
+            self.last_seen_writes as f64 / self.hours * 24.0,
             self.herenow().bias,
             self.lost_leaves
         )?;

@@ -5,9 +5,12 @@ use std::collections::BinaryHeap;
 
 use fastrand::Rng;
 
-use super::kv::{Kv, NaiveKv, Ops};
-use super::report::{DesignReport, Report, Stat};
+use super::kv::{Kv, NaiveKv, Ops, lag};
+use super::report::{
+    CACHE_REFRESH_MS, DIAG_ROWS, DesignReport, Diagnostics, ORACLES, Report, Stat,
+};
 use super::scenario::Scenario;
+use super::truth::{CAUSES, Instant, TabTruth, Truth};
 use crate::engine::{Member, Presence, Refresh, record_prefix};
 use crate::protocol::{Beat, TabState};
 
@@ -20,7 +23,7 @@ const PROBE_HORIZON_MS: u64 = 130_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     Measure,
-    Initial,
+    Initial(u32),
     Arrive,
     Beat(u32, u32),
     Hide(u32, u32),
@@ -34,6 +37,18 @@ enum Ev {
     Evict(u16, u16),
     Sample,
     Probe(u32, u32),
+    TruthCheck(u32),
+}
+
+/// How a visitor starts: visible (every arrival), or away (visitors present at the start).
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    Visible,
+    /// Hidden: with its idle beacon sent at arrival (else long expired), back at `show_at`.
+    Away {
+        beacon: bool,
+        show_at: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -62,6 +77,8 @@ struct Tab {
     epoch: u32,
     last_ms: u64,
     left_ms: Option<u64>,
+    /// Whether its last request was an idle beacon.
+    idle: bool,
 }
 
 #[derive(Debug)]
@@ -69,7 +86,8 @@ struct Iso {
     p: Presence,
     own_key: String,
     epoch: u32,
-    flush_pending: bool,
+    /// When the delayed flush scheduled last is due, if one is.
+    flush_at: Option<u64>,
     /// Sampled leaves waiting for this isolate's next record write.
     awaiting: Vec<u32>,
 }
@@ -90,7 +108,17 @@ struct LeaveProbe {
 
 struct Sim<'a> {
     sc: &'a Scenario,
+    /// Draws what visitors do, and nothing else, so that every design and setting sees the
+    /// same visitors (and the same truth) for a seed.
     rng: Rng,
+    /// When the next visitor arrives, in fractional ms.
+    next_arrival: f64,
+    /// How each visitor present at the start starts.
+    starts: Vec<Start>,
+    /// Draws routing, evictions and which leaves to follow.
+    io: Rng,
+    /// Draws where counts are sampled (the same for every design and setting).
+    sampler: Rng,
     seed: u64,
     heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     seq: u64,
@@ -126,6 +154,20 @@ struct Sim<'a> {
     naive_at_start: Ops,
     evictions: u64,
     requests: u64,
+    /// Exact people online per location over time.
+    truth_hist: Truth,
+    /// Per location, every record write of its isolates: (written, KV key id, order within
+    /// the millisecond).
+    summary_writes: Vec<Vec<(u64, u64, u64)>>,
+    /// How often oracles write per location: at the write budget (a twentieth of the naive
+    /// design's writes before measuring), and as often as the naive design.
+    budget_period_ms: u64,
+    naive_period_ms: u64,
+    /// When everyone present at the start had arrived, and the naive writes by then.
+    naive_from: (u64, u64),
+    /// Per sample, the error components of `DIAG_ROWS` in people, and the truth.
+    diag: Vec<([f64; DIAG_ROWS.len()], f64)>,
+    truth_mismatches: u64,
 }
 
 impl Sim<'_> {
@@ -135,8 +177,7 @@ impl Sim<'_> {
     }
 
     fn exp(&mut self, mean: u64) -> u64 {
-        let u = self.rng.f64();
-        (-(1.0 - u).ln() * mean as f64) as u64 + 1
+        exp(&mut self.rng, mean)
     }
 
     fn hb_delay(&mut self) -> u64 {
@@ -174,6 +215,7 @@ impl Sim<'_> {
             epoch: 0,
             last_ms: 0,
             left_ms: None,
+            idle: false,
         });
         let t = (self.tabs.len() - 1) as u32;
         self.visitors[v as usize].all_tabs.push(t);
@@ -202,14 +244,16 @@ impl Sim<'_> {
         t.started = true;
         t.last_ms = now;
         t.left_ms = None;
+        t.idle = state == TabState::Idle;
         let vi = t.visitor as usize;
+        self.truth_update(vi as u32, now);
         let (beat, loc) = self.wire_beat(tab, state);
         let member = self.visitors[vi].member.clone();
         // (a), (b): one key per visitor, written on every heartbeat.
         let meta_len = 40 + beat.page.len();
         self.naive.put(vi, now, loc, self.sc.max_lag_ms, meta_len);
         // (c): the isolate the request lands on.
-        let slot = self.rng.usize(..self.sc.isolates_per_location);
+        let slot = self.io.usize(..self.sc.isolates_per_location);
         self.requests += 1;
         self.refresh(loc as usize, slot, now, true);
         self.isos[loc as usize][slot]
@@ -228,15 +272,16 @@ impl Sim<'_> {
         t.left_ms = Some(now);
         let visitor = t.visitor;
         let vi = visitor as usize;
+        self.truth_update(visitor, now);
         let (beat, loc) = self.wire_beat(tab, TabState::Idle);
         self.naive.delete(vi, now, loc, self.sc.max_lag_ms);
-        let slot = self.rng.usize(..self.sc.isolates_per_location);
+        let slot = self.io.usize(..self.sc.isolates_per_location);
         self.requests += 1;
         self.isos[loc as usize][slot].p.leave(now, &beat);
-        let sampled = sample && self.measuring && self.rng.f64() < self.leave_p;
+        let sampled = sample && self.measuring && self.io.f64() < self.leave_p;
         if sampled {
             let remote = (self.sc.locations > 1).then(|| {
-                let r = self.rng.u16(..(self.sc.locations as u16 - 1));
+                let r = self.io.u16(..(self.sc.locations as u16 - 1));
                 if r >= loc { r + 1 } else { r }
             });
             let i = self.leaves.len() as u32;
@@ -270,6 +315,28 @@ impl Sim<'_> {
         self.naive_list_ops += pages;
         self.naive_read_ops += keys;
         self.naive_b_list_ops += pages;
+    }
+
+    /// Tells the truth's history about visitor `v` at `now`.
+    fn truth_update(&mut self, v: u32, now: u64) {
+        let vis = &self.visitors[v as usize];
+        let tabs = &self.tabs;
+        let it = vis
+            .all_tabs
+            .iter()
+            .map(|&t| &tabs[t as usize])
+            .filter(|t| t.started)
+            .map(|t| TabTruth {
+                last_ms: t.last_ms,
+                left_ms: t.left_ms,
+                idle: t.idle,
+            });
+        if let Some(at) = self
+            .truth_hist
+            .update(v as usize, vis.loc as usize, vis.ended, it, now)
+        {
+            self.at(at, Ev::TruthCheck(v));
+        }
     }
 
     // ---- the engine's I/O, as the edge does it ----
@@ -307,25 +374,29 @@ impl Sim<'_> {
         let iso = &mut self.isos[loc][slot];
         let writes = iso.p.take_writes(now);
         for w in writes {
-            if w.key == iso.own_key {
+            let own = w.key == iso.own_key;
+            if own {
                 for i in iso.awaiting.drain(..) {
                     self.leaves[i as usize].published = Some(now);
                 }
             }
             self.kv
                 .put(&w.key, w.value, w.metadata, w.ttl_s, now, loc as u16);
+            if own {
+                let id = self.kv.key_id(&iso.own_key).unwrap_or_default();
+                let at = self.truth_hist.mark(now);
+                self.summary_writes[loc].push((now, id, at.1));
+            }
         }
     }
 
     fn after_request(&mut self, loc: usize, slot: usize, now: u64) {
         let iso = &mut self.isos[loc][slot];
-        if iso.flush_pending {
-            return;
-        }
         if let Some(at) = iso.p.next_flush_at() {
             let at = at.max(now) + 5;
-            if at <= now + WAIT_UNTIL_MS {
-                iso.flush_pending = true;
+            // A change due before the flush already scheduled gets one of its own.
+            if at <= now + WAIT_UNTIL_MS && iso.flush_at.is_none_or(|f| at < f) {
+                iso.flush_at = Some(at);
                 let epoch = iso.epoch;
                 self.at(at, Ev::Flush(loc as u16, slot as u16, epoch));
             }
@@ -339,7 +410,7 @@ impl Sim<'_> {
             own_key: p.own_key(SITE),
             p,
             epoch,
-            flush_pending: false,
+            flush_at: None,
             awaiting: Vec::new(),
         }
     }
@@ -347,7 +418,7 @@ impl Sim<'_> {
     // ---- visitors ----
 
     /// A visitor arrives; `initial` ones start in the steady state (possibly away).
-    fn arrive(&mut self, now: u64, initial: bool) {
+    fn arrive(&mut self, now: u64, start: Start) {
         let w = self.sc.workload.clone();
         let vi = self.visitors.len() as u32;
         let id = self.new_id();
@@ -372,16 +443,15 @@ impl Sim<'_> {
         let t = self.new_tab(vi);
         self.visitors[vi as usize].tabs.push(t);
         self.visitors[vi as usize].focus = t;
-        let p_away = w.mean_away_ms as f64 / (w.mean_away_ms + w.mean_visible_ms) as f64;
-        if initial && self.rng.f64() < p_away {
-            // Away for a while already: hidden, its idle beacon sent then (or long expired).
+        if let Start::Away { beacon, show_at } = start {
+            // Away for a while already: hidden, its idle beacon sent now (it arrives as far
+            // before the others as it has been away) or long expired.
             self.visitors[vi as usize].away = true;
-            if self.exp(w.mean_away_ms) < self.sc.engine.window_ms {
+            if beacon {
                 self.tabs[t as usize].started = true;
                 self.beat(now, t, TabState::Idle);
             }
-            let d = self.exp(w.mean_away_ms);
-            self.at(now + d, Ev::Show(vi, 0));
+            self.at(show_at, Ev::Show(vi, 0));
         } else {
             self.show_tab(now, t);
             let d = self.exp(w.mean_visible_ms);
@@ -432,13 +502,40 @@ impl Sim<'_> {
                 self.measure_start = now;
                 self.ops_at_start = self.kv.ops;
                 self.naive_at_start = self.naive.ops;
+                self.truth_hist.counting_from = now;
+                // The write budget: a twentieth of the naive design's writes, spread evenly
+                // over the locations.
+                let (t0, w0) = self.naive_from;
+                let per_s = (self.naive.ops.writes - w0) as f64
+                    / ((now.saturating_sub(t0)) as f64 / 1000.0).max(1.0);
+                let loc_per_s = per_s / self.sc.locations as f64;
+                let period = |rate: f64| {
+                    if rate > 0.0 {
+                        ((1000.0 / rate) as u64).clamp(1, 600_000)
+                    } else {
+                        600_000
+                    }
+                };
+                self.naive_period_ms = period(loc_per_s);
+                self.budget_period_ms = period(loc_per_s / 20.0);
             }
-            Ev::Initial => self.arrive(now, true),
+            Ev::Initial(i) => {
+                let start = self.starts[i as usize];
+                self.arrive(now, start);
+            }
             Ev::Arrive => {
-                self.arrive(now, false);
-                let rate_ms = self.sc.workload.mean_visit_ms / self.sc.visitors.max(1);
-                let d = self.exp(rate_ms.max(1));
-                self.at(now + d, Ev::Arrive);
+                if self.naive_from.0 == 0 {
+                    // Everyone present: the naive design's write rate is measured from here.
+                    self.naive_from = (now, self.naive.ops.writes);
+                }
+                self.arrive(now, Start::Visible);
+                // Poisson arrivals at exactly visitors / mean visit: the next arrival is
+                // kept in fractions of a millisecond (whole-millisecond gaps of a few ms
+                // would run the rate several percent slow at large scale).
+                let mean = self.sc.workload.mean_visit_ms as f64 / self.sc.visitors.max(1) as f64;
+                self.next_arrival += -(1.0 - self.rng.f64()).ln() * mean;
+                let at = (self.next_arrival.ceil() as u64).max(now);
+                self.at(at, Ev::Arrive);
             }
             Ev::Beat(t, epoch) => {
                 let tab = &self.tabs[t as usize];
@@ -568,7 +665,9 @@ impl Sim<'_> {
             Ev::Flush(loc, slot, epoch) => {
                 let iso = &mut self.isos[loc as usize][slot as usize];
                 if iso.epoch == epoch {
-                    iso.flush_pending = false;
+                    if iso.flush_at.is_some_and(|f| f <= now) {
+                        iso.flush_at = None;
+                    }
                     self.flush(loc as usize, slot as usize, now);
                 }
             }
@@ -584,11 +683,16 @@ impl Sim<'_> {
                     // Never published: the leave shows only when the tab times out.
                     self.leaves[i as usize].published = None;
                 }
-                let d = self.exp(self.sc.isolate_lifetime_ms);
+                let d = exp(&mut self.io, self.sc.isolate_lifetime_ms);
                 self.at(now + d, Ev::Evict(loc, slot));
             }
             Ev::Sample => self.sample(now),
             Ev::Probe(i, n) => self.probe(now, i, n),
+            Ev::TruthCheck(v) => {
+                if self.truth_hist.take_check(v as usize, now) {
+                    self.truth_update(v, now);
+                }
+            }
         }
     }
 
@@ -621,8 +725,8 @@ impl Sim<'_> {
         self.visitor_ms += truth as f64 * self.sc.sample_every_ms as f64;
         self.truth_sum += truth as f64;
         self.truth_n += 1;
-        let loc = self.rng.usize(..self.sc.locations);
-        let slot = self.rng.usize(..self.sc.isolates_per_location);
+        let loc = self.sampler.usize(..self.sc.locations);
+        let slot = self.io.usize(..self.sc.isolates_per_location);
         self.refresh(loc, slot, now, true);
         let c = self.isos[loc][slot].p.count(now, SITE, None);
         self.count_requests += 1;
@@ -643,6 +747,125 @@ impl Sim<'_> {
         };
         self.err_h.push(err(c.online));
         self.err_n.push(err(n));
+        let now_i = self.truth_hist.mark(now);
+        let hist: i64 = (0..self.sc.locations)
+            .map(|l| self.truth_hist.at(l, now_i))
+            .sum();
+        if hist != truth as i64 {
+            self.truth_mismatches += 1;
+        }
+        self.diagnose(now_i, loc, slot, c.online);
+    }
+
+    /// Splits the engine's error at this sample by source, and counts what oracles that
+    /// know each location's exact state as of a write KV has shown here would say.
+    fn diagnose(&mut self, now_i: Instant, r: usize, slot: usize, online: u64) {
+        let now = now_i.0;
+        let th = &self.truth_hist;
+        let p = &self.isos[r][slot].p;
+        let listed = p.listed_at(SITE).unwrap_or(now);
+        let mut sums: Vec<Option<(u64, u64)>> = vec![None; self.sc.locations];
+        for (loc, w, n) in p.summaries_counted(now, SITE) {
+            if let Some(l) = loc.and_then(|x| self.loc_names.iter().position(|n| *n == x)) {
+                sums[l] = Some((w, n));
+            }
+        }
+        let (seed, max_lag, locs) = (self.seed, self.sc.max_lag_ms, self.sc.locations);
+        let writes = &self.summary_writes;
+        // People online at `l` as of write `i` of its records (before any: none).
+        let t_w = |l: usize, i: Option<usize>| -> f64 {
+            i.map_or(0.0, |i| {
+                let (w, _, o) = writes[l][i];
+                th.at(l, (w, o)) as f64
+            })
+        };
+        // The newest write of `l` made by `t` (at the end of `t` if `end`).
+        let newest = |l: usize, t: u64| -> Option<usize> {
+            writes[l]
+                .partition_point(|&(w, _, _)| w <= t)
+                .checked_sub(1)
+        };
+        // The newest write of `l` KV shows at `r` at `t`.
+        let visible = |l: usize, t: u64| -> Option<usize> {
+            let i = writes[l].partition_point(|&(w, _, _)| w <= t);
+            (0..i).rev().find(|&j| {
+                let (w, id, _) = writes[l][j];
+                w + lag(seed, max_lag, id, w, l as u16, r as u16) <= t
+            })
+        };
+        // People at `l` as of the newest write KV shows at `r` at `t` of an oracle at `l`
+        // writing every `every` (over several keys if under a second: the lag is drawn per
+        // write anyway). With `cache`, `r` instead refreshes its copy every 60 s (at a phase
+        // of its own per location) and shows the newest write made by then.
+        let periodic = |l: usize, t: u64, every: u64, cache: bool| -> f64 {
+            let phase = (l as u64).wrapping_mul(7_919) % every;
+            let t = if cache {
+                let p = mix_phase(seed, l, r) % CACHE_REFRESH_MS;
+                if t < p {
+                    return 0.0;
+                }
+                t - (t - p) % CACHE_REFRESH_MS
+            } else {
+                t
+            };
+            if t < phase {
+                return 0.0;
+            }
+            let mut w = t - (t - phase) % every;
+            if cache {
+                return th.at_end_of(l, w) as f64;
+            }
+            let id = (1 << 50) + (l as u64) * 1_000 + every % 1_000;
+            loop {
+                if w + lag(seed, max_lag, id, w, l as u16, r as u16) <= t {
+                    return th.at_end_of(l, w) as f64;
+                }
+                if w < every {
+                    return 0.0;
+                }
+                w -= every;
+            }
+        };
+        let mut row = [0.0; DIAG_ROWS.len()];
+        let truth_now: f64 = (0..locs).map(|l| th.at(l, now_i) as f64).sum();
+        row[0] = online as f64 - truth_now;
+        let mut others = 0.0;
+        for l in 0..locs {
+            let now_l = th.at(l, now_i) as f64;
+            if l == r {
+                for k in ORACLES {
+                    row[k] += now_l;
+                }
+                continue;
+            }
+            let (n, shown) = match sums[l] {
+                Some((w, n)) => {
+                    // The engine's summary is the last write of `l` at `w`.
+                    let i = writes[l]
+                        .partition_point(|&(x, _, _)| x <= w)
+                        .checked_sub(1);
+                    (n as f64, i)
+                }
+                None => (0.0, None),
+            };
+            others += n;
+            let at_list = newest(l, listed).max(shown);
+            let at_now = newest(l, now).max(shown);
+            row[2] += n - t_w(l, shown);
+            row[3] += t_w(l, shown) - t_w(l, at_list);
+            row[4] += t_w(l, at_list) - t_w(l, at_now);
+            row[5] += t_w(l, at_now) - now_l;
+            row[6] += t_w(l, visible(l, now));
+            row[7] += periodic(l, now, self.budget_period_ms, false);
+            row[8] += periodic(l, now, 1_000, false);
+            row[9] += periodic(l, now, self.naive_period_ms, false);
+            row[10] += periodic(l, now, self.budget_period_ms, true);
+        }
+        row[1] = online as f64 - others - th.at(r, now_i) as f64;
+        for k in ORACLES {
+            row[k] -= truth_now;
+        }
+        self.diag.push((row, truth_now));
     }
 
     fn probe(&mut self, now: u64, i: u32, n: u32) {
@@ -654,7 +877,7 @@ impl Sim<'_> {
             self.tabs[lp.tab as usize].id.clone(),
         );
         if !lp.own_done {
-            let slot = self.rng.usize(..self.sc.isolates_per_location);
+            let slot = self.io.usize(..self.sc.isolates_per_location);
             self.refresh(loc as usize, slot, now, false);
             let counted = self.isos[loc as usize][slot]
                 .p
@@ -681,7 +904,7 @@ impl Sim<'_> {
             let r = remote.unwrap_or_default() as usize;
             let mut done = offset >= PROBE_HORIZON_MS;
             if let Some(pubd) = lp.published {
-                let slot = self.rng.usize(..self.sc.isolates_per_location);
+                let slot = self.io.usize(..self.sc.isolates_per_location);
                 self.refresh(r, slot, now, false);
                 let seen = self.isos[r][slot]
                     .p
@@ -707,6 +930,24 @@ impl Sim<'_> {
     }
 }
 
+/// An exponential draw with mean `mean`, at least 1.
+fn exp(rng: &mut Rng, mean: u64) -> u64 {
+    let u = rng.f64();
+    (-(1.0 - u).ln() * mean as f64) as u64 + 1
+}
+
+/// A phase in ms for reader `r`'s copy of location `l`'s key (cache-like lag).
+fn mix_phase(seed: u64, l: usize, r: usize) -> u64 {
+    lag(
+        seed ^ 0x5EED,
+        u64::MAX - 1,
+        ((l as u64) << 20) | r as u64,
+        0,
+        1,
+        0,
+    )
+}
+
 /// Runs `scenario` with `seed` and reports what each design cost and how accurate it was.
 #[must_use]
 pub fn run(scenario: &Scenario, seed: u64) -> Report {
@@ -718,6 +959,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     let mut sim = Sim {
         sc,
         rng: Rng::with_seed(seed),
+        io: Rng::with_seed(seed ^ 0x1500_1A7E),
+        next_arrival: (sc.engine.window_ms + sc.engine.heartbeat_ms) as f64,
+        starts: Vec::with_capacity(sc.visitors as usize),
+        sampler: Rng::with_seed(seed ^ 0x5A4D_7E55),
         seed,
         heap: BinaryHeap::new(),
         seq: 0,
@@ -752,6 +997,13 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         naive_at_start: Ops::default(),
         evictions: 0,
         requests: 0,
+        truth_hist: Truth::new(sc.locations, sc.engine.window_ms),
+        summary_writes: vec![Vec::new(); sc.locations],
+        budget_period_ms: 600_000,
+        naive_period_ms: 600_000,
+        naive_from: (0, 0),
+        diag: Vec::new(),
+        truth_mismatches: 0,
     };
     for l in 0..sc.locations {
         let row: Vec<Iso> = (0..sc.isolates_per_location)
@@ -759,16 +1011,38 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             .collect();
         sim.isos.push(row);
         for s in 0..sc.isolates_per_location {
-            let d = sim.exp(sc.isolate_lifetime_ms);
+            let d = exp(&mut sim.io, sc.isolate_lifetime_ms);
             sim.at(d, Ev::Evict(l as u16, s as u16));
         }
     }
-    // The population starts at its mean, arriving over the first heartbeat interval.
-    for _ in 0..sc.visitors {
-        let t = sim.rng.u64(..sc.engine.heartbeat_ms);
-        sim.at(t, Ev::Initial);
+    // The population starts at its mean and in its steady state, its heartbeats spread over
+    // one interval after a window: a visit in progress is away with the chance that the
+    // flows between visible, away and ended give (visits start visible), for as long as an
+    // away spell in progress has lasted; one away for less than a window sent its idle
+    // beacon that long ago (so their time-outs spread as in steady state).
+    let w = &sc.workload;
+    let (r_hide, r_show, r_end) = (
+        1.0 / w.mean_visible_ms as f64,
+        1.0 / w.mean_away_ms as f64,
+        1.0 / w.mean_visit_ms as f64,
+    );
+    let p_away = r_hide / (r_hide + r_show + r_end);
+    let start_at = sc.engine.window_ms;
+    for i in 0..sc.visitors {
+        let t0 = start_at + sim.rng.u64(..sc.engine.heartbeat_ms);
+        let (at, start) = if sim.rng.f64() < p_away {
+            let age = (-(1.0 - sim.rng.f64()).ln() / (r_show + r_end)) as u64;
+            let show_at = t0 + exp(&mut sim.rng, w.mean_away_ms);
+            let beacon = age < sc.engine.window_ms;
+            let at = if beacon { t0 - age } else { t0 };
+            (at, Start::Away { beacon, show_at })
+        } else {
+            (t0, Start::Visible)
+        };
+        sim.starts.push(start);
+        sim.at(at, Ev::Initial(i as u32));
     }
-    sim.at(sc.engine.heartbeat_ms, Ev::Arrive);
+    sim.at(start_at + sc.engine.heartbeat_ms, Ev::Arrive);
     sim.at(sc.warmup_ms, Ev::Measure);
     sim.at(1, Ev::Sample);
     while let Some(Reverse((now, _, ev))) = sim.heap.pop() {
@@ -860,5 +1134,39 @@ fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
         },
         designs: [a, b, c],
         runtime_s: started.elapsed().as_secs_f64(),
+        diagnostics: diagnostics(&sim),
+    }
+}
+
+fn diagnostics(sim: &Sim<'_>) -> Diagnostics {
+    let n = sim.diag.len().max(1) as f64;
+    let pct = |e: f64, t: f64| if t > 0.0 { 100.0 * e / t } else { 0.0 };
+    let rows = DIAG_ROWS
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let abs = Stat::of(sim.diag.iter().map(|(d, _)| d[k].abs()));
+            let p = Stat::of(sim.diag.iter().map(|(d, t)| pct(d[k].abs(), *t)));
+            let bias = sim.diag.iter().map(|(d, _)| d[k]).sum::<f64>() / n;
+            let ms = sim
+                .diag
+                .iter()
+                .map(|(d, t)| pct(d[k], *t).powi(2))
+                .sum::<f64>()
+                / n;
+            ((*name).to_owned(), abs, p, bias, ms.sqrt())
+        })
+        .collect();
+    let hours = sim.sc.measure_ms as f64 / 3_600_000.0;
+    Diagnostics {
+        rows,
+        causes: CAUSES
+            .iter()
+            .zip(sim.truth_hist.causes)
+            .map(|(c, k)| ((*c).to_owned(), k as f64 / hours))
+            .collect(),
+        budget_period_ms: sim.budget_period_ms,
+        naive_period_ms: sim.naive_period_ms,
+        truth_mismatches: sim.truth_mismatches,
     }
 }
