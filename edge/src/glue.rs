@@ -30,15 +30,12 @@ fn schedule_flush(ctx: &Context, app: Rc<App>, kv: Kv) {
     let Some(at) = app.service().with(|p| p.next_flush_at()) else {
         return;
     };
-    if FLUSH_SCHEDULED.with(Cell::get) {
+    // waitUntil keeps an isolate's event alive for at most 30 s; later flushes wait for
+    // the next request (which schedules them once they are near enough).
+    if FLUSH_SCHEDULED.with(Cell::get) || at > now + 25_000 {
         return;
     }
     FLUSH_SCHEDULED.with(|f| f.set(true));
-    // waitUntil keeps an isolate's event alive for at most 30 s; later flushes wait for
-    // the next request.
-    if at > now + 25_000 {
-        return;
-    }
     let wait = Duration::from_millis(at.saturating_sub(now) + 5);
     ctx.wait_until(async move {
         Delay::from(wait).await;
