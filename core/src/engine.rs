@@ -1558,6 +1558,49 @@ impl Presence {
     pub fn local_tabs(&self, site: &str) -> usize {
         self.sites.get(site).map_or(0, |s| s.tabs.len())
     }
+
+    /// How many entries each of this isolate's collections holds, over all sites: what its
+    /// memory grows with (for diagnostics; see `DEBUG_STATS` at the edge).
+    #[must_use]
+    pub fn stats(&self) -> EngineStats {
+        let mut st = EngineStats {
+            sites: self.sites.len(),
+            ..EngineStats::default()
+        };
+        for s in self.sites.values() {
+            st.tabs += s.tabs.len();
+            st.tombstones += s.gone.len();
+            st.records += s.remote.records.len();
+            st.record_tabs += s
+                .remote
+                .records
+                .values()
+                .map(|(_, r)| r.record.tabs.len() + r.record.gone.len())
+                .sum::<usize>();
+            st.summaries += s.remote.summaries.len();
+            st.members += s.members_live.len();
+        }
+        st
+    }
+}
+
+/// Sizes of an isolate's engine state ([`Presence::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    /// Sites with state.
+    pub sites: usize,
+    /// Tabs held in memory.
+    pub tabs: usize,
+    /// Own tombstones kept.
+    pub tombstones: usize,
+    /// Other isolates' full records cached.
+    pub records: usize,
+    /// Tabs and tombstones in those records.
+    pub record_tabs: usize,
+    /// Other locations' summaries cached.
+    pub summaries: usize,
+    /// Members with a live tab here.
+    pub members: usize,
 }
 
 /// A member seen online at the location: its newest heartbeat and its tabs.

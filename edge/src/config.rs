@@ -43,6 +43,9 @@ pub struct Config {
     /// `request.cf.colo`). Isolates of one location read each other's full records; other
     /// locations read only their summary.
     pub location: Option<String>,
+    /// Whether `/healthz` also reports the isolate's memory and the sizes of its state
+    /// (`DEBUG_STATS` = `1` or `true`; default off). Counts only, never ids.
+    pub debug_stats: bool,
 }
 
 /// A bad setting: which one, and why.
@@ -99,7 +102,8 @@ impl Config {
     /// the data center), `RATE_IP_PER_MIN` (API requests per IP per minute,
     /// default 600), `RATE_VISITOR_PER_MIN` (heartbeats per visitor per minute, default
     /// 120), `NEW_VISITORS_PER_IP_PER_MIN` (distinct visitors one IP may bring per minute,
-    /// default 60), and per site the secret `MEMBER_SECRET_<SITE>` (at least 32 bytes).
+    /// default 60), `DEBUG_STATS` (`1`: `/healthz` reports memory and state sizes), and per
+    /// site the secret `MEMBER_SECRET_<SITE>` (at least 32 bytes).
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first bad setting.
@@ -231,11 +235,22 @@ impl Config {
             };
             bad(setting, m)
         })?;
+        let debug_stats = match get("DEBUG_STATS").as_deref().map(str::trim) {
+            None | Some("" | "0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(v) => {
+                return Err(bad(
+                    "DEBUG_STATS",
+                    format!("must be 1, true, 0 or false, got {v:?}"),
+                ));
+            }
+        };
         Ok(Self {
             sites,
             engine,
             limits,
             location,
+            debug_stats,
         })
     }
 
@@ -300,6 +315,7 @@ mod tests {
             (&[("SITES", SITES), ("HEARTBEAT_S", "90")], "HEARTBEAT_S"),
             (&[("SITES", SITES), ("FLUSH_S", "0.1")], "FLUSH_S"),
             (&[("SITES", SITES), ("LEASE_S", "5")], "LEASE_S"),
+            (&[("SITES", SITES), ("DEBUG_STATS", "yes")], "DEBUG_STATS"),
             (
                 &[("SITES", SITES), ("RATE_IP_PER_MIN", "0")],
                 "RATE_IP_PER_MIN",
