@@ -1103,27 +1103,36 @@ impl Presence {
                     ttl_s: (cfg.last_seen_ttl_ms / 1000).max(MIN_TTL_S),
                 });
             }
-            let (record, summary, capped) = build_record(s, now, &cfg, isolate, location);
+            // The record is encoded straight from the state (no copy of its tabs), before
+            // the state is updated for it.
+            let (value, metadata, lease_until_ms, content, published) = {
+                let (record, summary, capped) =
+                    build_record(s, now, &cfg, &isolate, location.as_deref());
+                // Capped: which tabs made it (keys as in `tabs`); else every live tab did.
+                let published: Option<HashSet<String>> = capped.then(|| {
+                    record
+                        .tabs
+                        .iter()
+                        .map(|t| tab_key(&t.visitor, &t.tab))
+                        .collect()
+                });
+                let content = !record.tabs.is_empty() || !record.gone.is_empty();
+                let lease_until_ms = record.lease_until_ms;
+                let value = record.encode_within(MAX_VALUE_BYTES);
+                (value, summary.encode(), lease_until_ms, content, published)
+            };
             s.pending = [None; 3];
             s.handoff_due = None;
             s.last_flush_ms = Some(now);
-            s.lease_until_ms = record.lease_until_ms;
-            s.published_content = !record.tabs.is_empty() || !record.gone.is_empty();
-            let published: HashSet<(&str, &str)> = if capped {
-                record
-                    .tabs
-                    .iter()
-                    .map(|t| (t.visitor.as_str(), t.tab.as_str()))
-                    .collect()
-            } else {
-                HashSet::new()
-            };
+            s.lease_until_ms = lease_until_ms;
+            s.published_content = content;
             for (k, h) in &mut s.tabs {
-                let included = if capped {
-                    published.contains(&(h.rec.visitor.as_str(), h.rec.tab.as_str()))
-                } else {
-                    h.rec.last_ms + cfg.window_ms > now
-                        && s.remote.view(k).last().is_none_or(|l| l <= h.rec.last_ms)
+                let included = match &published {
+                    Some(p) => p.contains(k),
+                    None => {
+                        h.rec.last_ms + cfg.window_ms > now
+                            && s.remote.view(k).last().is_none_or(|l| l <= h.rec.last_ms)
+                    }
                 };
                 if included {
                     h.ours = Some((h.rec.last_ms, h.rec.state));
@@ -1132,20 +1141,10 @@ impl Presence {
                     h.ours = None;
                 }
             }
-            let mut value = record.encode();
-            if value.len() > MAX_VALUE_BYTES {
-                // Only unvalidated input gets here: keep the most recent tenth fewer, again.
-                let mut r = record;
-                r.tabs.sort_by_key(|t| std::cmp::Reverse(t.last_ms));
-                while value.len() > MAX_VALUE_BYTES && !r.tabs.is_empty() {
-                    r.tabs.truncate(r.tabs.len() * 9 / 10);
-                    value = r.encode();
-                }
-            }
             out.push(Write {
                 key,
                 value,
-                metadata: Some(summary.encode()),
+                metadata: Some(metadata),
                 ttl_s: cfg.record_ttl_s(),
             });
         }
@@ -1592,6 +1591,49 @@ impl Presence {
     pub fn local_tabs(&self, site: &str) -> usize {
         self.sites.get(site).map_or(0, |s| s.tabs.len())
     }
+
+    /// How many entries each of this isolate's collections holds, over all sites: what its
+    /// memory grows with (for diagnostics; see `DEBUG_STATS` at the edge).
+    #[must_use]
+    pub fn stats(&self) -> EngineStats {
+        let mut st = EngineStats {
+            sites: self.sites.len(),
+            ..EngineStats::default()
+        };
+        for s in self.sites.values() {
+            st.tabs += s.tabs.len();
+            st.tombstones += s.gone.len();
+            st.records += s.remote.records.len();
+            st.record_tabs += s
+                .remote
+                .records
+                .values()
+                .map(|(_, r)| r.record.tabs.len() + r.record.gone.len())
+                .sum::<usize>();
+            st.summaries += s.remote.summaries.len();
+            st.members += s.members_live.len();
+        }
+        st
+    }
+}
+
+/// Sizes of an isolate's engine state ([`Presence::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    /// Sites with state.
+    pub sites: usize,
+    /// Tabs held in memory.
+    pub tabs: usize,
+    /// Own tombstones kept.
+    pub tombstones: usize,
+    /// Other isolates' full records cached.
+    pub records: usize,
+    /// Tabs and tombstones in those records.
+    pub record_tabs: usize,
+    /// Other locations' summaries cached.
+    pub summaries: usize,
+    /// Members with a live tab here.
+    pub members: usize,
 }
 
 /// A member seen online at the location: its newest heartbeat and its tabs.
@@ -1705,14 +1747,77 @@ fn latest_summaries(s: &SiteState, now: u64) -> Vec<&Summary> {
     v
 }
 
-/// Builds this isolate's record and the summary of its location at `now`.
-fn build_record(
-    s: &SiteState,
+/// A record as this isolate publishes it, borrowed from its state: encoded exactly as
+/// [`Record`] (same fields, names and order), without copying any tab or tombstone.
+#[derive(Debug, Serialize)]
+struct RecordOut<'a> {
+    #[serde(rename = "ver")]
+    version: u8,
+    #[serde(rename = "iso")]
+    isolate: &'a str,
+    #[serde(rename = "loc", skip_serializing_if = "Option::is_none")]
+    location: Option<&'a str>,
+    #[serde(rename = "w")]
+    written_ms: u64,
+    #[serde(rename = "u")]
+    lease_until_ms: u64,
+    #[serde(rename = "tabs")]
+    tabs: Vec<&'a TabRecord>,
+    #[serde(rename = "gone")]
+    gone: Vec<&'a Tombstone>,
+}
+
+impl RecordOut<'_> {
+    /// Encodes as compact JSON into a buffer sized up front (no doubling of a large one).
+    fn encode(&self) -> Vec<u8> {
+        let size = 256
+            + self
+                .tabs
+                .iter()
+                .map(|t| {
+                    let member = t
+                        .member
+                        .as_ref()
+                        .map_or(0, |m| m.id.len() + m.name.len() + 24);
+                    t.visitor.len() + t.tab.len() + t.page.len() + member + 80
+                })
+                .sum::<usize>()
+            + self
+                .gone
+                .iter()
+                .map(|g| g.visitor.len() + g.tab.len() + 40)
+                .sum::<usize>();
+        let mut out = Vec::with_capacity(size);
+        match serde_json::to_writer(&mut out, self) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Encodes within `max` bytes: past it (only unvalidated input gets there), keeps the
+    /// most recently seen tabs, a tenth fewer each time.
+    fn encode_within(mut self, max: usize) -> Vec<u8> {
+        let mut value = self.encode();
+        if value.len() > max {
+            self.tabs.sort_by_key(|t| std::cmp::Reverse(t.last_ms));
+            while value.len() > max && !self.tabs.is_empty() {
+                self.tabs.truncate(self.tabs.len() * 9 / 10);
+                value = self.encode();
+            }
+        }
+        value
+    }
+}
+
+/// Builds this isolate's record and the summary of its location at `now`; `true` if the
+/// record was capped (it then holds only some of the live tabs).
+fn build_record<'a>(
+    s: &'a SiteState,
     now: u64,
     cfg: &EngineConfig,
-    isolate: String,
-    location: Option<String>,
-) -> (Record, Summary, bool) {
+    isolate: &'a str,
+    location: Option<&'a str>,
+) -> (RecordOut<'a>, Summary, bool) {
     // Tabs a peer of this location has published with a newer heartbeat are left to it.
     let live: Vec<&Held> = s
         .tabs
@@ -1721,7 +1826,7 @@ fn build_record(
         .filter(|(k, h)| s.remote.view(k).last().is_none_or(|l| l <= h.rec.last_ms))
         .map(|(_, h)| h)
         .collect();
-    let gone: Vec<Tombstone> = s.gone.values().cloned().collect();
+    let gone: Vec<&Tombstone> = s.gone.values().collect();
     let gone_bytes: usize = gone
         .iter()
         .map(|g| g.visitor.len() + g.tab.len() + 40)
@@ -1751,17 +1856,23 @@ fn build_record(
             .count();
         order.truncate(fit);
     }
-    let tabs: Vec<TabRecord> = order.iter().map(|h| h.rec.clone()).collect();
-    let record = Record {
+    let tabs: Vec<&TabRecord> = order.iter().map(|h| &h.rec).collect();
+    let record = RecordOut {
         version: 1,
         isolate,
-        location: location.clone(),
+        location,
         written_ms: now,
         lease_until_ms: now + cfg.lease_ms,
         tabs,
         gone,
     };
-    let summary = summarize(s, now, cfg, location, record.lease_until_ms);
+    let summary = summarize(
+        s,
+        now,
+        cfg,
+        location.map(str::to_owned),
+        record.lease_until_ms,
+    );
     (record, summary, capped)
 }
 
@@ -1895,5 +2006,125 @@ fn aggregate_refs(
         pages: all,
         window_s,
         as_of,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(visitor: &str, tab: &str, page: &str) -> Beat {
+        Beat {
+            site: "demo".into(),
+            visitor: visitor.into(),
+            tab: tab.into(),
+            page: page.into(),
+            state: TabState::Active,
+            member_token: None,
+        }
+    }
+
+    /// The record written straight from the state encodes exactly as [`Record`] does, and
+    /// holds every live tab and tombstone; capped, it holds the most recent tabs and only
+    /// those are marked as published.
+    #[test]
+    fn records_encode_as_record_does_without_copies() {
+        let cfg = EngineConfig {
+            max_tabs_per_record: 3,
+            ..EngineConfig::default()
+        };
+        let mut p = Presence::new("iso-a", cfg).with_location("LHR");
+        let t0 = 1_000_000;
+        for i in 0..5u64 {
+            let member = (i == 1).then(|| Member {
+                id: "m1".into(),
+                name: "Ann \"A\"".into(),
+            });
+            p.heartbeat(t0 + i, &beat(&format!("v{i}"), "t", "/p"), member);
+        }
+        p.leave(t0 + 5, &beat("v0", "t", "/p"));
+        let writes = p.take_writes(t0 + 10_000);
+        let w = writes
+            .iter()
+            .find(|w| w.key == p.own_key("demo"))
+            .expect("the record is written");
+        let r = Record::decode(&w.value).expect("decodes");
+        assert_eq!(r.encode(), w.value, "byte for byte as Record encodes");
+        assert_eq!(
+            (r.isolate.as_str(), r.location.as_deref()),
+            ("iso-a", Some("LHR"))
+        );
+        let mut visitors: Vec<&str> = r.tabs.iter().map(|t| t.visitor.as_str()).collect();
+        visitors.sort_unstable();
+        assert_eq!(
+            visitors,
+            ["v2", "v3", "v4"],
+            "capped: the most recently seen"
+        );
+        assert_eq!(r.gone.len(), 1);
+        let s = &p.sites["demo"];
+        let mut ours: Vec<&str> = s
+            .tabs
+            .values()
+            .filter(|h| h.ours.is_some())
+            .map(|h| h.rec.visitor.as_str())
+            .collect();
+        ours.sort_unstable();
+        assert_eq!(ours, ["v2", "v3", "v4"]);
+
+        // Uncapped, with a member: every live tab, and the same bytes as Record.
+        let mut p = Presence::new("iso-b", EngineConfig::default());
+        p.heartbeat(
+            t0,
+            &beat("v9", "t", "/p"),
+            Some(Member {
+                id: "m9".into(),
+                name: "Zoë\n".into(),
+            }),
+        );
+        p.heartbeat(t0, &beat("v8", "u", "/q"), None);
+        let writes = p.take_writes(t0 + 10_000);
+        let r = Record::decode(&writes[0].value).expect("decodes");
+        assert_eq!(r.encode(), writes[0].value);
+        assert_eq!(r.tabs.len(), 2);
+        assert!(r.location.is_none());
+    }
+
+    #[test]
+    fn an_oversized_record_keeps_the_most_recent_tabs() {
+        let tabs: Vec<TabRecord> = (0..100u64)
+            .map(|i| TabRecord {
+                visitor: format!("v{i:03}"),
+                tab: "t".into(),
+                page: "/".into(),
+                state: TabState::Active,
+                member: None,
+                first_ms: i,
+                last_ms: i,
+            })
+            .collect();
+        let out = RecordOut {
+            version: 1,
+            isolate: "i",
+            location: None,
+            written_ms: 0,
+            lease_until_ms: 0,
+            tabs: tabs.iter().collect(),
+            gone: Vec::new(),
+        };
+        let full = out.encode().len();
+        let cut = RecordOut {
+            tabs: tabs.iter().collect(),
+            ..out
+        }
+        .encode_within(full / 2);
+        assert!(cut.len() <= full / 2);
+        let r = Record::decode(&cut).expect("decodes");
+        assert!(!r.tabs.is_empty());
+        assert!(
+            r.tabs
+                .iter()
+                .all(|t| t.last_ms >= 100 - r.tabs.len() as u64)
+        );
     }
 }

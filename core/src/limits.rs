@@ -89,6 +89,19 @@ impl Limiter {
         .with_retry_after(u32::try_from(retry).unwrap_or(60))
     }
 
+    /// How many keys the current window tracks (addresses, visitors, and each address's
+    /// visitors); all are dropped when the window rolls over.
+    #[must_use]
+    pub fn tracked(&self) -> usize {
+        self.ips.len()
+            + self.visitors.len()
+            + self
+                .visitors_per_ip
+                .values()
+                .map(|v| 1 + v.len())
+                .sum::<usize>()
+    }
+
     /// Counts a request from `ip` (any API route).
     ///
     /// # Errors

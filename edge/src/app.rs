@@ -174,6 +174,24 @@ impl App {
         &self.service
     }
 
+    /// `/healthz` with `DEBUG_STATS` set: this isolate's id (as in its record keys: a new
+    /// one means the isolate restarted), the wasm linear memory's size (on wasm32; it never
+    /// shrinks, so it is the peak the Rust heap needed) and how many entries the engine and
+    /// the limiter hold. Counts only, nothing about any visitor.
+    #[must_use]
+    pub fn debug_stats(&self, now: u64) -> String {
+        let (engine, isolate) = self.service.with(|p| (p.stats(), p.isolate().to_owned()));
+        serde_json::json!({
+            "ok": true,
+            "now": now,
+            "isolate": isolate,
+            "wasm_memory_bytes": wasm_memory_bytes(),
+            "engine": engine,
+            "limiter_keys": self.limiter.borrow().tracked(),
+        })
+        .to_string()
+    }
+
     /// Handles one request at time `now` (Unix ms). Never panics on any input: every path
     /// ends in a response.
     pub async fn handle<S: Store>(&self, store: &S, now: u64, req: &HttpRequest) -> HttpResponse {
@@ -232,6 +250,9 @@ impl App {
         }
         match req.path.as_str() {
             "/healthz" => match method {
+                "GET" | "HEAD" if self.config.debug_stats => {
+                    Ok(HttpResponse::json(200, self.debug_stats(now)))
+                }
                 "GET" | "HEAD" => Ok(HttpResponse::json(200, r#"{"ok":true}"#.to_owned())),
                 _ => Err(method_not_allowed("GET, HEAD")),
             },
@@ -399,6 +420,19 @@ impl App {
                 ))
             }
         }
+    }
+}
+
+/// The size of the wasm linear memory (memory 0) in bytes; `None` off wasm32.
+#[must_use]
+pub fn wasm_memory_bytes() -> Option<u64> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        Some(core::arch::wasm32::memory_size(0) as u64 * 65_536)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        None
     }
 }
 
@@ -785,5 +819,29 @@ mod tests {
         );
         assert_eq!(path_and_query("https://a.example/p?q=1#f"), ("/p", "q=1"));
         assert_eq!(path_and_query("https://a.example/p?"), ("/p", ""));
+    }
+
+    #[test]
+    fn healthz_reports_state_sizes_only_when_asked() {
+        let store = MemoryStore::new(ManualClock::new(1_000_000));
+        let plain = app();
+        let r = block_on_ready(plain.handle(&store, 1_000_000, &get("/healthz", "")));
+        assert_eq!(json(&r), serde_json::json!({ "ok": true }));
+        let app = app_with(&[("DEBUG_STATS", "1")]);
+        let mut req = post("/v1/heartbeat", &beat(V1, "a"));
+        req.client_ip = Some("203.0.113.9".into());
+        assert_eq!(
+            block_on_ready(app.handle(&store, 1_000_000, &req)).status,
+            200
+        );
+        let r = block_on_ready(app.handle(&store, 1_000_000, &get("/healthz", "")));
+        let j = json(&r);
+        assert_eq!(j["ok"], true);
+        assert_eq!(j["isolate"], "iso-a");
+        assert_eq!(j["engine"]["tabs"], 1);
+        assert_eq!(j["engine"]["sites"], 1);
+        assert_eq!(j["limiter_keys"], 4);
+        assert_eq!(j["wasm_memory_bytes"], serde_json::Value::Null);
+        assert!(!String::from_utf8_lossy(&r.body).contains(V1));
     }
 }

@@ -47,6 +47,9 @@ pub struct Config {
     /// default [`DEFAULT_BODY_TIMEOUT_MS`]); a body still incomplete then is answered 408
     /// `slow_body`.
     pub body_timeout_ms: u64,
+    /// Whether `/healthz` also reports the isolate's memory and the sizes of its state
+    /// (`DEBUG_STATS` = `1` or `true`; default off). Counts only, never ids.
+    pub debug_stats: bool,
 }
 
 /// The default of [`Config::body_timeout_ms`]: 10 s, plenty for a heartbeat of at most
@@ -108,7 +111,8 @@ impl Config {
     /// default 10), `RATE_IP_PER_MIN` (API requests per IP per minute,
     /// default 600), `RATE_VISITOR_PER_MIN` (heartbeats per visitor per minute, default
     /// 120), `NEW_VISITORS_PER_IP_PER_MIN` (distinct visitors one IP may bring per minute,
-    /// default 60), and per site the secret `MEMBER_SECRET_<SITE>` (at least 32 bytes).
+    /// default 60), `DEBUG_STATS` (`1`: `/healthz` reports memory and state sizes), and per
+    /// site the secret `MEMBER_SECRET_<SITE>` (at least 32 bytes).
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first bad setting.
@@ -246,12 +250,23 @@ impl Config {
             DEFAULT_BODY_TIMEOUT_MS,
             1000,
         )?;
+        let debug_stats = match get("DEBUG_STATS").as_deref().map(str::trim) {
+            None | Some("" | "0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(v) => {
+                return Err(bad(
+                    "DEBUG_STATS",
+                    format!("must be 1, true, 0 or false, got {v:?}"),
+                ));
+            }
+        };
         Ok(Self {
             sites,
             engine,
             limits,
             location,
             body_timeout_ms,
+            debug_stats,
         })
     }
 
@@ -319,6 +334,7 @@ mod tests {
             (&[("SITES", SITES), ("HEARTBEAT_S", "90")], "HEARTBEAT_S"),
             (&[("SITES", SITES), ("FLUSH_S", "0.1")], "FLUSH_S"),
             (&[("SITES", SITES), ("LEASE_S", "5")], "LEASE_S"),
+            (&[("SITES", SITES), ("DEBUG_STATS", "yes")], "DEBUG_STATS"),
             (
                 &[("SITES", SITES), ("BODY_TIMEOUT_S", "0")],
                 "BODY_TIMEOUT_S",

@@ -21,7 +21,8 @@ export async function freePort() {
 }
 
 /**
- * Starts wrangler dev; `vars` override [vars]. Returns { origin, stop, log() }.
+ * Starts wrangler dev; `vars` override [vars]. Returns { origin, port, inspectorPort, pid (of
+ * wrangler, which leads the process group of its workerd children), persistTo, stop, log() }.
  * SITES defaults to the demo site allowed from this server's own origin.
  */
 export async function startWrangler({ vars = {}, port, persistTo } = {}) {
@@ -33,8 +34,9 @@ export async function startWrangler({ vars = {}, port, persistTo } = {}) {
     SITES: JSON.stringify({ demo: { origins: [origin, `http://localhost:${port}`] } }),
     ...vars,
   };
+  const inspectorPort = await freePort();
   const args = ["dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo,
-    "--inspector-port", String(await freePort())];
+    "--inspector-port", String(inspectorPort)];
   for (const [k, v] of Object.entries(allVars)) args.push("--var", `${k}:${v}`);
   const child = spawn(join(ROOT, "node_modules", ".bin", "wrangler"), args, {
     cwd: join(ROOT, "edge"),
@@ -66,5 +68,5 @@ export async function startWrangler({ vars = {}, port, persistTo } = {}) {
     if (Date.now() > deadline) { await stop(); throw new Error(`wrangler dev not ready in 60 s:\n${output}`); }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { origin, port, stop, log: () => output };
+  return { origin, port, inspectorPort, pid: child.pid, persistTo, stop, log: () => output };
 }
