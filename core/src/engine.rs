@@ -1426,10 +1426,36 @@ impl Presence {
     /// The count for `site` without a page, and people per page for every page known (this
     /// location's pages exactly, other locations' as far as their summaries list them).
     pub fn count_all_pages(&mut self, now: u64, site: &str) -> (Count, HashMap<String, u64>) {
+        let (count, pages, _) = self.count_all_pages_until(now, site);
+        (count, pages)
+    }
+
+    /// [`Presence::count_all_pages`], and until when (Unix ms) that count stays right while
+    /// [`Presence::version`] does not move: the first time-out of a counted tab or end of a
+    /// summary's lease (`now` itself when other isolates of this location are read, whose
+    /// entries end with their records' leases).
+    pub fn count_all_pages_until(
+        &mut self,
+        now: u64,
+        site: &str,
+    ) -> (Count, HashMap<String, u64>, u64) {
         let cfg = self.config.clone();
         let s = self.site(site);
         s.sweep(now, &cfg);
         let tabs = live_location_tabs(s, now, &cfg);
+        let mut until = if s.remote.same.is_empty() {
+            tabs.iter()
+                .map(|t| t.last_ms + cfg.window_ms)
+                .min()
+                .unwrap_or(u64::MAX)
+        } else {
+            now
+        };
+        for (_, sum) in s.remote.summaries.values() {
+            if sum.lease_until_ms > now {
+                until = until.min(sum.lease_until_ms);
+            }
+        }
         let mut count = aggregate_refs(&tabs, None, cfg.window_ms / 1000, now, usize::MAX);
         let mut pages: HashMap<String, u64> =
             count.pages.drain(..).map(|p| (p.page, p.online)).collect();
@@ -1447,7 +1473,7 @@ impl Presence {
         count.idle = count.idle.min(count.online);
         count.tabs = count.tabs.max(count.online);
         count.pages = top_pages(pages.clone());
-        (count, pages)
+        (count, pages, until)
     }
 
     /// A number that changes whenever `site`'s count could (see [`Presence::count`]);

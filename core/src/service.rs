@@ -35,8 +35,9 @@ pub struct Service {
     counts: RefCell<HashMap<String, CachedCount>>,
 }
 
-/// How long a computed count is reused while nothing it depends on changed: the time tabs
-/// take to time out is the only thing it can miss, and that by at most this much.
+/// How long, at most, a computed count is reused once it may be wrong: after the version
+/// moved or a counted tab timed out (see [`RECOUNT_TABS_PER_MS`]). While neither happens
+/// it is reused as long as it stays right.
 pub const COUNT_REUSE_MS: u64 = 250;
 
 /// While the count keeps changing (a join storm), a computed count is reused for one
@@ -46,11 +47,13 @@ pub const COUNT_REUSE_MS: u64 = 250;
 /// and so always exact.
 pub const RECOUNT_TABS_PER_MS: u64 = 100;
 
-/// A count computed at `at` for the engine's `version`, with people on every page.
+/// A count computed at `at` for the engine's `version`, with people on every page, right
+/// until `until` unless the version moves.
 #[derive(Debug)]
 struct CachedCount {
     version: u64,
     at: u64,
+    until: u64,
     count: Count,
     pages: HashMap<String, u64>,
 }
@@ -170,28 +173,26 @@ impl Service {
         })
     }
 
-    /// The count, reused for up to [`COUNT_REUSE_MS`] while the engine's version for the
-    /// site is unchanged: a steady heartbeat then costs no aggregation over all tabs. When
-    /// the version moved, it is reused only for [`RECOUNT_TABS_PER_MS`]'s bound, so that a
-    /// storm of joins does not recount every tab once per join.
+    /// The count, reused while the engine's version for the site is unchanged and no
+    /// counted tab has timed out: a steady heartbeat then costs no aggregation over all
+    /// tabs. Otherwise it is reused only within [`RECOUNT_TABS_PER_MS`]'s bound, so that a
+    /// storm of joins or time-outs does not recount every tab once per request.
     pub fn cached_count(&self, now: u64, site: &str, page: Option<&str>) -> Count {
         let version = self.with(|p| p.version(site));
         let mut counts = self.counts.borrow_mut();
         let fresh = counts.get(site).is_some_and(|c| {
-            let reuse = if c.version == version {
-                COUNT_REUSE_MS
-            } else {
-                (c.count.tabs / RECOUNT_TABS_PER_MS).min(COUNT_REUSE_MS)
-            };
-            now >= c.at && now < c.at + reuse
+            now >= c.at
+                && ((c.version == version && now < c.until)
+                    || now < c.at + (c.count.tabs / RECOUNT_TABS_PER_MS).min(COUNT_REUSE_MS))
         });
         if !fresh {
-            let (count, pages) = self.with(|p| p.count_all_pages(now, site));
+            let (count, pages, until) = self.with(|p| p.count_all_pages_until(now, site));
             counts.insert(
                 site.to_owned(),
                 CachedCount {
                     version,
                     at: now,
+                    until,
                     count,
                     pages,
                 },
@@ -349,5 +350,31 @@ mod tests {
         assert_eq!(beat_online(&svc, &kv, T0 + 21, 1), u64::from(n + 11));
         // A steady heartbeat does not move the version: that count stays exact.
         assert_eq!(beat_online(&svc, &kv, T0 + 22, 2), u64::from(n + 11));
+    }
+
+    fn online(svc: &Service, kv: &MemoryStore, now: u64) -> u64 {
+        block_on_ready(svc.count(kv, now, "demo", None))
+            .map(|c| c.online)
+            .unwrap_or(u64::MAX)
+    }
+
+    #[test]
+    fn a_reused_count_drops_a_tab_the_moment_it_times_out() {
+        let (svc, kv) = setup();
+        let n = 4 * RECOUNT_TABS_PER_MS as u32;
+        for i in 0..n / 2 {
+            let _ = beat_online(&svc, &kv, T0, i);
+        }
+        for i in n / 2..n {
+            let _ = beat_online(&svc, &kv, T0 + 30_000, i);
+        }
+        assert_eq!(online(&svc, &kv, T0 + 30_010), u64::from(n));
+        // Nothing changes for half a minute: the same count, still right.
+        assert_eq!(online(&svc, &kv, T0 + 59_999), u64::from(n));
+        // The first half's window ends: gone within the recount bound (n / 100 ms), though
+        // no request changed anything.
+        let bound = u64::from(n) / RECOUNT_TABS_PER_MS;
+        assert_eq!(online(&svc, &kv, T0 + 60_000 + bound), u64::from(n / 2));
+        assert_eq!(online(&svc, &kv, T0 + 90_000), 0);
     }
 }
