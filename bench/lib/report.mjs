@@ -45,8 +45,8 @@ export function verdicts(result) {
     detail: beatRatios.map((r) => `${int(r.present)} visitors: ${f(r.ratio, 2)}×`).join("; ")
       + `. Server CPU per request, ceiling ÷ herenow: ${beatRatios.map((r) => `${f(r.cpu, 2)}×`).join(", ")}.`
       + (routed ? ` Not part of the verdict: both behind wrangler dev's assets router (herenow as \`make dev\` runs it), ${f(routed.ratio, 2)}× `
-        + `(CPU ${f(routed.cpu, 2)}×): the router pipes each heartbeat's body to the worker, a cost the ceiling never pays because it does not read the body `
-        + "(for GET /v1/count, which has no body, the router adds the same CPU to both); on Cloudflare the platform routes assets before the worker runs" : ""),
+        + `(CPU ${f(routed.cpu, 2)}×): under wrangler dev the router is a JavaScript worker in front of the user worker, which also pipes each heartbeat's body `
+        + "to it (the ceiling never reads its body); on Cloudflare the platform routes assets before the worker runs" : ""),
   });
   if (lv.length >= 2) {
     const first = lv[0];
