@@ -221,7 +221,7 @@ describe("the real client under a failing store", () => {
     assert.ok(allGaps.some((g) => g >= 1.5 * RETRY_AFTER_S * 1000), `the delays grow: ${JSON.stringify(allGaps.map(Math.round))}`);
 
     // Nothing broke: no page error, no console error but the browser's own line for each
-    // refused request, and one warning per client for the one failure streak.
+    // refused request, and a warning per failure streak.
     const api = mf.url.origin;
     const pageErrors = events.filter((e) => ["pageerror", "unload", "csp"].includes(e.kind)
       || (e.kind === "foreign-request" && new URL(e.detail).origin !== api));
@@ -230,7 +230,12 @@ describe("the real client under a failing store", () => {
     const warnings = consoleLines.filter((l) => l.startsWith("warning: herenow:"));
     const other = consoleLines.filter((l) => !l.startsWith("warning: herenow:") && !/status of 503/.test(l));
     assert.deepEqual(other, [], "no unexpected console error");
-    assert.equal(warnings.length, 3, `one warning per client: ${JSON.stringify(warnings)}`);
+    // One warning per failure streak: at least one per client, more only when a heartbeat
+    // that needed no KV (a fresh view, nothing to publish) succeeded mid-outage and ended a
+    // streak; never one per failed request.
+    const refusals = failures(a.beats) + failures(b.beats) + failures(c.beats);
+    assert.ok(warnings.length >= 3 && warnings.length < refusals, `a warning per streak, not per refusal: ${warnings.length} warnings, ${refusals} refusals: ${JSON.stringify(warnings)}`);
+    assert.ok(warnings.every((w) => !/injected|\bat /.test(w)), `no server internals in the warnings: ${JSON.stringify(warnings)}`);
     for (const w of warnings) assert.match(w, /heartbeat failed, retrying with backoff \(.*HTTP 503/);
   });
 });

@@ -25,7 +25,10 @@ describe("KV faults", () => {
     const hb = await post(mf, "/v1/heartbeat", body(visitor(), "t"));
     assert.equal(hb.status, 503);
     assert.ok(Number(hb.headers.get("retry-after")) > 0);
-    assert.equal((await hb.json()).error.code, "store_unavailable");
+    const failed = await hb.json();
+    assert.equal(failed.error.code, "store_unavailable");
+    // Nothing of the runtime's error (message, stack) reaches the client.
+    assert.doesNotMatch(JSON.stringify(failed), /injected|Error:|\bat /);
     const c = await countStatus();
     assert.equal(c.status, 503);
     assert.ok(Number(c.retry) > 0);

@@ -31,8 +31,13 @@ impl std::error::Error for StoreError {}
 pub const STORE_RETRY_AFTER_S: u32 = 5;
 
 impl From<StoreError> for crate::Error {
-    fn from(e: StoreError) -> Self {
-        Self::unavailable(e.0, STORE_RETRY_AFTER_S)
+    /// A 503 whose message says only that the store failed: the store's own message (a
+    /// runtime error, possibly with a stack) stays out of public responses.
+    fn from(_: StoreError) -> Self {
+        Self::unavailable(
+            "the presence store is unavailable; retry later",
+            STORE_RETRY_AFTER_S,
+        )
     }
 }
 
