@@ -26,6 +26,7 @@ import { seedHeartbeats, beatBody } from "./lib/seed.mjs";
 import { startCounted, seedCounted, drive, mfBeat, mfCount } from "./lib/kvops.mjs";
 import { fileSizes, launchChromium, measureClient } from "./lib/client.mjs";
 import { renderMarkdown } from "./lib/report.mjs";
+import { groupProcesses } from "../tests/lib/memory.mjs";
 import { profileDuring } from "./lib/profile.mjs";
 
 const SMOKE = process.argv.includes("--smoke");
@@ -149,16 +150,7 @@ async function seedNaive(origin, from, to, deadlineMs, onProgress) {
 
 /** CPU time (user + system, ms) so far of every process in `pgid`'s group (wrangler's node
  * process and its workerd processes). */
-function groupCpuMs(pgid) {
-  let ticks = 0;
-  for (const pid of sh("ps", ["-o", "pid=", "-g", String(pgid)]).split("\n").map((x) => x.trim()).filter(Boolean)) {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch { /* gone */ }
-  }
-  return ticks * (1000 / Number(sh("getconf", ["CLK_TCK"]) || 100));
-}
+const groupCpuMs = (pgid) => groupProcesses(pgid).reduce((sum, p) => sum + p.cpuMs, 0);
 
 /** One wrk run, with the server's CPU time per request (µs) over the run. */
 async function measuredWrk(server, opts) {

@@ -1,9 +1,9 @@
 // Client measurements: sizes of the shipped files and, in Debian's Chromium (playwright-core),
 // the time from the loader script to the first heartbeat and the main-thread time it costs.
-import { readdirSync, readFileSync, statSync, existsSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync, brotliCompressSync, constants } from "node:zlib";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../../tests/lib/browser.mjs";
 
 /** Raw, gzip -9 and brotli (quality 11) sizes of every file in `dir`. */
 export function fileSizes(dir) {
@@ -26,18 +26,7 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-export async function launchChromium() {
-  const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
-  if (!existsSync(executablePath)) throw new Error(`${executablePath} not found: install Debian's chromium`);
-  // The launch arguments of tests/lib/browser.mjs.
-  return chromium.launch({
-    executablePath,
-    headless: true,
-    ignoreDefaultArgs: ["--disable-back-forward-cache"],
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
-  });
-}
+export { launchChromium };
 
 const page = (withScript) => `<!doctype html><html><head><meta charset="utf-8"><title>herenow bench</title>
 ${withScript ? '<script type="module" src="/herenow/herenow.js" data-site="demo"></script>' : ""}

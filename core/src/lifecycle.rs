@@ -556,6 +556,23 @@ mod tests {
         delays
     }
 
+    /// A started client whose first heartbeat was answered with `next_ms` and a window of
+    /// `window_s`, and whose second heartbeat is out.
+    fn answered(next_ms: u32, window_s: f64) -> Machine {
+        let mut m = started();
+        let ok = Event::BeatOk {
+            seq: 1,
+            next_heartbeat_ms: Some(f64::from(next_ms)),
+            window_s: Some(window_s),
+        };
+        assert_eq!(m.handle(ok, 0, 0.5), [Schedule { delay_ms: next_ms }]);
+        assert_eq!(
+            m.handle(Event::TimerFired, u64::from(next_ms), 0.5),
+            [Heartbeat { seq: 2 }]
+        );
+        m
+    }
+
     #[test]
     fn backoff_is_capped_inside_the_default_window_before_any_answer() {
         let mut m = started();
@@ -569,39 +586,18 @@ mod tests {
     fn backoff_stays_inside_the_servers_window_so_a_long_outage_ends_within_one_window() {
         // Regression: the cap was five minutes whatever the window, so after a long outage
         // a client could wait minutes before rejoining a 60 s (or 6 s) window.
-        let mut m = started();
-        let window = Event::BeatOk {
-            seq: 1,
-            next_heartbeat_ms: Some(500.0),
-            window_s: Some(6.0),
-        };
-        assert_eq!(m.handle(window, 0, 0.5), [Schedule { delay_ms: 500 }]);
-        let _ = m.handle(Event::TimerFired, 500, 0.5);
+        let mut m = answered(500, 6.0);
         let delays = fail_in_a_row(&mut m, 2, 40, Some(1_000));
         assert!(
             delays.iter().all(|d| (1_000..5_500).contains(d)),
             "{delays:?}"
         );
         // The default window's answer: 45 s, never the old five minutes.
-        let mut m = started();
-        let default = Event::BeatOk {
-            seq: 1,
-            next_heartbeat_ms: Some(15_000.0),
-            window_s: Some(60.0),
-        };
-        let _ = m.handle(default, 0, 0.5);
-        let _ = m.handle(Event::TimerFired, 1, 0.5);
+        let mut m = answered(15_000, 60.0);
         let delays = fail_in_a_row(&mut m, 2, 40, Some(5_000));
         assert!(delays.iter().all(|d| *d < 45_000), "{delays:?}");
         // A window longer than five minutes keeps the five-minute cap.
-        let mut m = started();
-        let long = Event::BeatOk {
-            seq: 1,
-            next_heartbeat_ms: Some(60_000.0),
-            window_s: Some(3_600.0),
-        };
-        let _ = m.handle(long, 0, 0.5);
-        let _ = m.handle(Event::TimerFired, 1, 0.5);
+        let mut m = answered(60_000, 3_600.0);
         let delays = fail_in_a_row(&mut m, 2, 40, None);
         assert!(delays.iter().all(|d| *d < 300_000), "{delays:?}");
         assert!(delays.iter().any(|d| *d > 45_000), "{delays:?}");

@@ -199,7 +199,7 @@ fn to_response(r: HttpResponse) -> worker::Result<web_sys::Response> {
 
 async fn handle(
     req: web_sys::Request,
-    url: &str,
+    mut http: HttpRequest,
     env: &Env,
     ctx: &Context,
 ) -> Result<HttpResponse, Error> {
@@ -214,7 +214,6 @@ async fn handle(
             format!("KV binding {KV_BINDING}: {e}"),
         )
     })?);
-    let mut http = head(&req, url);
     if http.method == "POST" {
         let timeout_ms = app.config().body_timeout_ms;
         match read_post_body(req, http.content_length, timeout_ms).await {
@@ -253,9 +252,9 @@ pub async fn fetch(
     ctx: Context,
 ) -> worker::Result<web_sys::Response> {
     let url = req.url();
-    let (path, _) = path_and_query(&url);
-    let is_page = path != "/healthz" && !path.starts_with("/v1/");
-    let resp = match handle(req, &url, &env, &ctx).await {
+    let http = head(&req, &url);
+    let is_page = http.path != "/healthz" && !http.path.starts_with("/v1/");
+    let resp = match handle(req, http, &env, &ctx).await {
         Ok(r) => r,
         Err(e) => HttpResponse::from_error(&e),
     };

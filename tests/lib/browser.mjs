@@ -9,11 +9,16 @@ import { ROOT } from "./miniflare.mjs";
 export const ARTIFACTS = join(ROOT, "tests", "artifacts");
 
 export async function launch() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return launchChromium();
+}
+
+/** Debian's Chromium, headless, with the back/forward cache on (also used by bench/). */
+export async function launchChromium() {
   const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
   if (!existsSync(executablePath)) {
     throw new Error(`${executablePath} not found: install Debian's chromium (make test does)`);
   }
-  mkdirSync(ARTIFACTS, { recursive: true });
   return chromium.launch({
     executablePath,
     headless: true,

@@ -3,14 +3,18 @@
 // the machine do not count), the JS heap of the worker's isolate after a full GC (through
 // wrangler's inspector port) and, with DEBUG_STATS set, the worker's wasm linear memory and
 // state sizes (/healthz).
+import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { ROOT } from "./miniflare.mjs";
 
+// Clock ticks per second of /proc/<pid>/stat's CPU times.
+const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
 /**
  * The processes in process group `pgid` (wrangler and its workerd children), each as
- * { pid, role, rssMb }. role: "wrangler" (node), "runtime" (the workerd that runs the
+ * { pid, role, rssMb, cpuMs } (cpuMs: user + system CPU time so far). role: "wrangler" (node), "runtime" (the workerd that runs the
  * worker and the local KV, started with an inspector address), "proxy" (wrangler's other
  * workerd, the dev proxy that owns the public port and forwards every request), or "other".
  */
@@ -20,14 +24,15 @@ export function groupProcesses(pgid) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       // Fields after the command name, which is in parentheses: state ppid pgrp …
-      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-      if (pgrp !== pgid) continue;
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) !== pgid) continue;
+      const cpuMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
       const rss = Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)?.[1] ?? 0);
       let role = "other";
       if (cmd.includes("workerd")) role = cmd.includes("--inspector-addr") ? "runtime" : "proxy";
       else if (/(^|\/)node\0/.test(cmd) || cmd.includes("wrangler")) role = "wrangler";
-      out.push({ pid: Number(pid), role, rssMb: rss / 1024 });
+      out.push({ pid: Number(pid), role, rssMb: rss / 1024, cpuMs });
     } catch { /* gone meanwhile */ }
   }
   return out;
