@@ -23,15 +23,15 @@ export async function freePort() {
 /**
  * Starts wrangler dev; `vars` override [vars]. Returns { origin, port, inspectorPort, pid (of
  * wrangler, which leads the process group of its workerd children), persistTo, stop, log() }.
- * SITES defaults to the demo site allowed from this server's own origin.
+ * SITES defaults to the `sites` (default ["demo"]) allowed from this server's own origin.
  */
-export async function startWrangler({ vars = {}, port, persistTo } = {}) {
+export async function startWrangler({ vars = {}, sites = ["demo"], port, persistTo } = {}) {
   port ??= await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const ownDir = !persistTo;
   persistTo ??= mkdtempSync(join(tmpdir(), "herenow-wrangler-"));
   const allVars = {
-    SITES: JSON.stringify({ demo: { origins: [origin, `http://localhost:${port}`] } }),
+    SITES: JSON.stringify(Object.fromEntries(sites.map((s) => [s, { origins: [origin, `http://localhost:${port}`] }]))),
     ...vars,
   };
   const inspectorPort = await freePort();
