@@ -105,6 +105,7 @@ function request(method, path, body) {
 
 const stats = { ok: 0, s5xx: 0, other: 0, errors: 0, sent: 0, leaves: 0, vanished: 0, maxLateMs: 0 };
 const latencies = [];
+let recent = []; // latencies since the last sample
 const slow = []; // answers over 1 s: [seconds since start when sent, ms]
 const failures = []; // the first few answers other than those expected, to say what failed
 const beatBody = (v, tab, s) => JSON.stringify({ site: "demo", visitor: v, tab, page: `/p${s % 10}` });
@@ -121,6 +122,7 @@ async function call(path, body, want) {
   }
   const ms = performance.now() - t0;
   latencies.push(ms);
+  recent.push(ms);
   if (ms > 1000) slow.push([(Date.now() - ms - start) / 1000, ms]);
 }
 
@@ -135,10 +137,13 @@ async function measure(label, { heap = false } = {}) {
   if (w) isolates.add(w.isolate);
   const h = heap ? await heapAfterGc(server.inspectorPort, server.origin) : null;
   const rssGc = h ? rssByRole(server.pid) : null;
+  const lat = recent.sort((x, y) => x - y);
+  recent = [];
+  const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(lat.length * p))].toFixed(0) : "-");
   const m = { t, sent: stats.sent, rss, rssGc, w, heap: h };
   samples.push(m);
   const f = (x, d = 0) => (x == null ? "?" : x.toFixed(d));
-  console.log(`  ${label.padEnd(5)} ${f(t).padStart(3)} s: ${String(stats.sent).padStart(6)} sent, ${stats.s5xx} 5xx; RSS runtime ${f(rss.runtime)} MB`
+  console.log(`  ${label.padEnd(5)} ${f(t).padStart(3)} s: ${String(stats.sent).padStart(6)} sent, ${stats.s5xx} 5xx, p50/p99 ${q(0.5)}/${q(0.99)} ms; RSS runtime ${f(rss.runtime)} MB`
     + (WRANGLER ? `, dev proxy ${f(rss.proxy)} MB` : "")
     + (rssGc ? ` (after a full GC ${f(rssGc.runtime)}${WRANGLER ? `, ${f(rssGc.proxy)}` : ""} MB)` : "")
     + `; wasm ${f(w?.wasmMb, 1)} MB${h ? `, JS heap after GC ${f(h.usedMb, 1)} MB` : ""}; tabs ${w?.engine.tabs ?? "?"}, tombstones ${w?.engine.tombstones ?? "?"}, limiter keys ${w?.limiterKeys ?? "?"}`);
