@@ -320,19 +320,20 @@ describe("slow bodies", () => {
    * the milliseconds from the head to the answer, and the visitor id used; the socket is
    * destroyed after `limitMs`.
    */
-  function trickle({ chunked = false, pieces, pauseMs, limitMs = 10_000 }) {
+  function trickle({ chunked = false, pieces, pauseMs, limitMs = 10_000, ip, to = port }) {
     const id = visitor();
     const payload = body(id, "slow");
     const size = Math.ceil(payload.length / pieces.total);
     const parts = [];
     for (let i = 0; i < pieces.sent; i++) parts.push(payload.slice(i * size, (i + 1) * size));
     const head = [
-      "POST /v1/heartbeat HTTP/1.1", `Host: 127.0.0.1:${port}`, `Origin: ${ORIGIN}`,
+      "POST /v1/heartbeat HTTP/1.1", `Host: 127.0.0.1:${to}`, `Origin: ${ORIGIN}`,
       "Content-Type: text/plain;charset=UTF-8", "Connection: close",
       chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${Buffer.byteLength(payload)}`,
+      ...(ip ? [`CF-Connecting-IP: ${ip}`] : []),
     ].join("\r\n") + "\r\n\r\n";
     return new Promise((resolve, reject) => {
-      const socket = connect(port, "127.0.0.1");
+      const socket = connect(to, "127.0.0.1");
       let raw = "";
       let sent = 0;
       let answeredAt = null;
@@ -430,6 +431,25 @@ describe("slow bodies", () => {
     }
     await post(mf, "/v1/leave", body(v, "t"));
     assert.ok(await until(async () => (await count(mf)).online === 0, 2000), "only the normal heartbeat was recorded");
+  });
+
+  test("stalled bodies count against their address's request limit: past it, 429 at once, before any body", async () => {
+    const to = await freePort();
+    const limited = await startWorker({ port: to, vars: { BODY_TIMEOUT_S: String(TIMEOUT_MS / 1000), RATE_IP_PER_MIN: "3" } });
+    try {
+      const ip = "203.0.113.9";
+      const stalled = await Promise.all([0, 1, 2].map(() => trickle({ pieces: { total: 4, sent: 0 }, pauseMs: 50, ip, to })));
+      for (const a of stalled) assert.equal(a.status, 408, a.headers);
+      const refused = await trickle({ pieces: { total: 4, sent: 0 }, pauseMs: 50, ip, to });
+      assert.equal(refused.status, 429, refused.headers);
+      assert.equal(refused.json?.error?.code, "rate_limited");
+      assert.match(refused.headers, /\r\nretry-after: \d+/i);
+      assert.ok(refused.ms < TIMEOUT_MS / 2, `refused after ${refused.ms} ms, without waiting for a body`);
+      const other = await trickle({ pieces: { total: 2, sent: 2 }, pauseMs: 10, ip: "203.0.113.10", to });
+      assert.equal(other.status, 200, `another address is not limited: ${other.headers}`);
+    } finally {
+      await limited.dispose();
+    }
   });
 });
 

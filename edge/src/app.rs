@@ -195,6 +195,35 @@ impl App {
     /// Handles one request at time `now` (Unix ms). Never panics on any input: every path
     /// ends in a response.
     pub async fn handle<S: Store>(&self, store: &S, now: u64, req: &HttpRequest) -> HttpResponse {
+        if let Some(refused) = self.admit(now, req) {
+            return refused;
+        }
+        self.handle_admitted(store, now, req).await
+    }
+
+    /// The per-address request limit, checked on the request's head alone, before its body
+    /// is read: an address over its limit is answered 429 at once, without waiting for (or
+    /// reading) a body, and a request whose body then fails to arrive has still counted.
+    /// `None` when the request may go on to [`App::handle_admitted`].
+    #[must_use]
+    pub fn admit(&self, now: u64, req: &HttpRequest) -> Option<HttpResponse> {
+        if !req.path.starts_with("/v1/") || req.method == "OPTIONS" {
+            return None;
+        }
+        let limited = self
+            .limiter
+            .borrow_mut()
+            .request(now, req.client_ip.as_deref());
+        limited.err().map(|e| self.error_response(req, &e))
+    }
+
+    /// Handles a request that [`App::admit`] let through (its body read by now).
+    pub async fn handle_admitted<S: Store>(
+        &self,
+        store: &S,
+        now: u64,
+        req: &HttpRequest,
+    ) -> HttpResponse {
         let resp = match self.route(store, now, req).await {
             Ok(r) => r,
             Err(e) => HttpResponse::from_error(&e),
@@ -243,11 +272,6 @@ impl App {
         req: &HttpRequest,
     ) -> Result<HttpResponse, Error> {
         let method = req.method.as_str();
-        if req.path.starts_with("/v1/") && method != "OPTIONS" {
-            self.limiter
-                .borrow_mut()
-                .request(now, req.client_ip.as_deref())?;
-        }
         match req.path.as_str() {
             "/healthz" => match method {
                 "GET" | "HEAD" if self.config.debug_stats => {
@@ -803,6 +827,34 @@ mod tests {
         assert_eq!(limited, 25);
         let r = block_on_ready(app.handle(&store, 1_000_000, &get("/v1/count", "site=demo")));
         assert_eq!(json(&r)["online"], 5);
+    }
+
+    #[test]
+    fn an_address_over_its_request_limit_is_refused_on_the_head_before_any_body() {
+        let app = app_with(&[("RATE_IP_PER_MIN", "3")]);
+        let mut head = post("/v1/heartbeat", "");
+        head.client_ip = Some("203.0.113.9".into());
+        // Three heads pass (their bodies may then never come), the fourth is 429 at once.
+        for _ in 0..3 {
+            assert!(app.admit(1_000_000, &head).is_none());
+        }
+        let refused = app.admit(1_000_000, &head).expect("refused");
+        assert_eq!(refused.status, 429);
+        assert!(refused.header_value("retry-after").is_some());
+        assert_eq!(
+            refused.header_value("access-control-allow-origin"),
+            Some(ORIGIN)
+        );
+        // Another address, and the preflight and non-API routes, are not limited by it.
+        let mut other = head.clone();
+        other.client_ip = Some("203.0.113.10".into());
+        assert!(app.admit(1_000_000, &other).is_none());
+        let mut preflight = head.clone();
+        preflight.method = "OPTIONS".into();
+        assert!(app.admit(1_000_000, &preflight).is_none());
+        let mut health = get("/healthz", "");
+        health.client_ip = head.client_ip.clone();
+        assert!(app.admit(1_000_000, &health).is_none());
     }
 
     #[test]

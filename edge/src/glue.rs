@@ -214,6 +214,9 @@ async fn handle(
             format!("KV binding {KV_BINDING}: {e}"),
         )
     })?);
+    if let Some(refused) = app.admit(Date::now().as_millis(), &http) {
+        return Ok(refused);
+    }
     if http.method == "POST" {
         let timeout_ms = app.config().body_timeout_ms;
         match read_post_body(req, http.content_length, timeout_ms).await {
@@ -221,7 +224,9 @@ async fn handle(
             Err(e) => return Ok(app.error_response(&http, &e)),
         }
     }
-    let resp = app.handle(&kv, Date::now().as_millis(), &http).await;
+    let resp = app
+        .handle_admitted(&kv, Date::now().as_millis(), &http)
+        .await;
     schedule_flush(ctx, app, kv);
     Ok(resp)
 }
