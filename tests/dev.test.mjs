@@ -2,7 +2,7 @@
 // disk), and a page opened in Chromium counts itself; a second browser adds one.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawnGroup } from "./lib/process-group.mjs";
 import { createServer } from "node:net";
 import { ROOT } from "./lib/miniflare.mjs";
 import { launch } from "./lib/browser.mjs";
@@ -18,22 +18,10 @@ const portFree = () => new Promise((resolve) => {
 
 test("make dev serves the demo and the count is live in Chromium", async () => {
   assert.ok(await portFree(), "port 8787 is busy: stop the running `make dev` first");
-  const child = spawn("make", ["--no-print-directory", "dev"], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout.on("data", (d) => { out += d; });
-  child.stderr.on("data", (d) => { out += d; });
-  let exited = null;
-  child.on("exit", (c) => { exited = c; });
+  const child = spawnGroup("make", ["--no-print-directory", "dev"], { cwd: ROOT });
   const browser = await launch();
   try {
-    const deadline = Date.now() + 180_000;
-    for (;;) {
-      assert.equal(exited, null, `make dev exited:\n${out}`);
-      const ok = await fetch(`${ORIGIN}/healthz`).then((r) => r.ok, () => false);
-      if (ok) break;
-      assert.ok(Date.now() < deadline, `make dev not serving within 180 s:\n${out}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await child.waitFor(() => fetch(`${ORIGIN}/healthz`).then((r) => r.ok, () => false), 180_000, "make dev");
     const a = await browser.newContext();
     const pa = await a.newPage();
     await pa.goto(`${ORIGIN}/`);
@@ -49,9 +37,6 @@ test("make dev serves the demo and the count is live in Chromium", async () => {
     await b.close();
   } finally {
     await browser.close();
-    try { process.kill(-child.pid, "SIGTERM"); } catch { /* gone */ }
-    const until = Date.now() + 10_000;
-    while (exited === null && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-    if (exited === null) { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } }
+    await child.stop();
   }
 });
