@@ -80,7 +80,16 @@ const vars = {
   DEBUG_STATS: "1",
   RATE_IP_PER_MIN: "100000000", RATE_VISITOR_PER_MIN: "100000000", NEW_VISITORS_PER_IP_PER_MIN: "100000000",
 };
-const server = WRANGLER ? await startWrangler({ vars }) : await startWorkerProcess({ vars });
+const server = WRANGLER ? await startWrangler({ vars }) : await startWorkerProcess({ vars, faults: true });
+// A KV outage injected into the measured part (not under wrangler dev, whose KV binding is
+// not wrapped): every KV operation fails for OUTAGE_S from OUTAGE_AT_S. Two of the lone
+// isolate's publication delays long, so that at least one write is refused and retried.
+const INJECT = !WRANGLER;
+const OUTAGE_AT_S = LONG ? 40 : 6;
+const OUTAGE_S = 2 * SOLO_DELAY_S;
+// The server asks a failing store again only after the Retry-After it answers with (one
+// heartbeat interval, at most 5 s), so 503s go on that long after the outage ends.
+const RETRY_AFTER_MS = Math.min(HEARTBEAT_S, 5) * 1000;
 const { hostname, port } = new URL(server.origin);
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 const roles = WRANGLER ? ["runtime", "proxy"] : ["runtime"];
@@ -94,7 +103,7 @@ function request(method, path, body) {
       let data = "";
       res.setEncoding("utf8");
       res.on("data", (d) => { data += d; });
-      res.on("end", () => resolve({ status: res.statusCode, body: data }));
+      res.on("end", () => resolve({ status: res.statusCode, body: data, retryAfter: res.headers["retry-after"] }));
       res.on("error", reject);
     });
     req.setTimeout(30_000, () => req.destroy(new Error("no answer in 30 s")));
@@ -109,13 +118,19 @@ let recent = []; // latencies since the last sample
 const slow = []; // answers over 1 s: [seconds since start when sent, ms]
 const failures = []; // the first few answers other than those expected, to say what failed
 const beatBody = (v, tab, s) => JSON.stringify({ site: "demo", visitor: v, tab, page: `/p${s % 10}` });
+const fives = []; // every 5xx: { at (Unix ms when sent), injected (a 503 store_unavailable with Retry-After) }
 async function call(path, body, want) {
   const t0 = performance.now();
+  const sentAt = Date.now();
   stats.sent++;
   try {
     const r = await request("POST", path, body);
     if (r.status === want) stats.ok++; else if (r.status >= 500) stats.s5xx++; else stats.other++;
-    if (r.status !== want && failures.length < 5) failures.push(`${path} ${r.status} ${r.body.slice(0, 200)}`);
+    if (r.status >= 500) {
+      fives.push({ at: sentAt, injected: r.status === 503 && Number(r.retryAfter) > 0 && r.body.includes('"store_unavailable"') });
+    }
+    if (r.status !== want && r.status < 500 && failures.length < 5) failures.push(`${path} ${r.status} ${r.body.slice(0, 200)}`);
+    if (r.status >= 500 && failures.length < 5 && !fives.at(-1).injected) failures.push(`${path} ${r.status} ${r.body.slice(0, 200)}`);
   } catch (e) {
     stats.errors++;
     if (failures.length < 5) failures.push(`${path} transport: ${e.code ?? e.message}`);
@@ -228,9 +243,23 @@ async function sampler() {
     await measure(gc ? "gc" : "", { heap: gc });
   }
 }
+const outage = { from: null, to: null, opsAtEnd: null };
+async function injectOutage() {
+  if (!INJECT) return;
+  const at = measuredFrom + OUTAGE_AT_S * 1000;
+  while (Date.now() < at) await new Promise((r) => setTimeout(r, 100));
+  await server.setFault("fail");
+  outage.from = Date.now();
+  console.log(`  KV outage from ${((outage.from - start) / 1000).toFixed(0)} s for ${OUTAGE_S} s: every KV operation fails`);
+  while (Date.now() < outage.from + OUTAGE_S * 1000) await new Promise((r) => setTimeout(r, 100));
+  await server.setFault("ok");
+  outage.to = Date.now();
+  outage.opsAtEnd = await server.kvOps();
+  console.log(`  KV outage over at ${((outage.to - start) / 1000).toFixed(0)} s: ${JSON.stringify(outage.opsAtEnd.failed)} refused`);
+}
 const cpu0 = serverCpuMs();
 const samplerDone = sampler();
-await Promise.all([...Array.from({ length: CONCURRENCY }, visitors), takeBaseline()]);
+await Promise.all([...Array.from({ length: CONCURRENCY }, visitors), takeBaseline(), injectOutage()]);
 sampling = false;
 await samplerDone;
 const elapsed = (Date.now() - start) / 1000;
@@ -238,6 +267,7 @@ const cpuRun = serverCpuMs() - cpu0;
 const countRes = await request("GET", "/v1/count?site=demo");
 const count = JSON.parse(countRes.body);
 const end = await measure("end", { heap: true });
+const opsEnd = INJECT ? await server.kvOps() : null;
 agent.destroy();
 await server.stop();
 
@@ -288,15 +318,33 @@ if (baseline) {
       + `raw ${Math.min(...raw).toFixed(0)}-${Math.max(...raw).toFixed(0)} MB over ${raw.length} samples`);
   }
 }
+if (INJECT && outage.opsAtEnd) {
+  const refused = Object.values(outage.opsAtEnd.failed).reduce((a, b) => a + b, 0);
+  const putsAfter = opsEnd.ops.put - outage.opsAtEnd.ops.put;
+  console.log(`KV outage: ${refused} operations refused (${JSON.stringify(outage.opsAtEnd.failed)}), ${fives.length} answers 503; `
+    + `${putsAfter} writes after it`);
+}
 const e = end.w?.engine;
 const checks = [
-  ["no 5xx and no transport errors, every answer as expected", stats.s5xx === 0 && stats.errors === 0 && stats.other === 0],
+  ["no transport errors, every answer as expected but 5xx", stats.errors === 0 && stats.other === 0],
+  INJECT
+    ? [`no 5xx but injected ones (${fives.length}): each a 503 store_unavailable with Retry-After, sent during the KV outage or the Retry-After after it`,
+      fives.every((f) => f.injected && outage.from !== null && f.at >= outage.from - 500 && f.at <= (outage.to ?? Infinity) + RETRY_AFTER_MS + 500)]
+    : ["no 5xx", stats.s5xx === 0],
   ["count exact at the end (people and tabs, after leaves and time-outs)", count.online === VISITORS && count.tabs === TABS],
   [`one isolate throughout (saw ${isolates.size})`, isolates.size === 1],
   ["engine state bounded (tabs + tombstones ≤ tabs ever seen; limiter keys ≤ 2 per visitor)",
     e != null && e.tabs + e.tombstones <= TABS + endedTabs && end.w.limiterKeys <= 2 * (VISITORS + stats.leaves + stats.vanished) + 2],
   [`workerd RSS bounded (each process ≤ ${RSS_CEILING_MB} MB)`, roles.every((r) => end.rss[r] <= RSS_CEILING_MB)],
 ];
+if (INJECT) {
+  const refused = outage.opsAtEnd ? Object.values(outage.opsAtEnd.failed).reduce((a, b) => a + b, 0) : Infinity;
+  checks.push(
+    ["the outage was felt and recovered from: writes refused during it, written again after",
+      outage.opsAtEnd !== null && outage.opsAtEnd.failed.put > 0 && opsEnd.ops.put > outage.opsAtEnd.ops.put],
+    [`the outage cost few KV operations (${refused}; at most 2 a second of it), not one per request`, refused <= 2 * OUTAGE_S],
+  );
+}
 if (WARM_S > 0) {
   checks.push(
     ["herenow's wasm memory flat over the measured part (≤ +10% or +1 MiB)", within(baseline?.w?.wasmMb, end.w?.wasmMb, 0.1, 1)],

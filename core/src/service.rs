@@ -33,7 +33,15 @@ pub struct Service {
     presence: RefCell<Presence>,
     refreshing: Cell<bool>,
     counts: RefCell<HashMap<String, CachedCount>>,
+    /// Refreshes that failed in a row, and until when (Unix ms) the next is held back.
+    refresh_failures: Cell<u32>,
+    refresh_held_until: Cell<u64>,
 }
+
+/// After a second refresh in a row fails, the next is held back this long, doubling with
+/// each further failure up to the `Retry-After` the failures are answered with (see
+/// [`Service::refresh`]).
+pub const REFRESH_HOLD_MS: u64 = 100;
 
 /// How long, at most, a computed count is reused once it may be wrong: after the version
 /// moved or a counted tab timed out (see [`RECOUNT_TABS_PER_MS`]). While neither happens
@@ -66,6 +74,8 @@ impl Service {
             presence: RefCell::new(presence),
             refreshing: Cell::new(false),
             counts: RefCell::new(HashMap::new()),
+            refresh_failures: Cell::new(0),
+            refresh_held_until: Cell::new(0),
         }
     }
 
@@ -230,15 +240,38 @@ impl Service {
     /// between listings while other isolates of this location are active, a read of each of
     /// their records ([`Presence::refresh_due`]).
     ///
+    /// A store that keeps failing is not asked again on every request: after two failed
+    /// refreshes in a row the next waits [`REFRESH_HOLD_MS`], doubling up to the answers'
+    /// `Retry-After`, and requests that need a refresh meanwhile are answered 503 at once,
+    /// with no store operation. So an outage costs a few KV operations per isolate and
+    /// `Retry-After`, not one per request (KV bills failed operations, and the free plan
+    /// allows 1,000 lists a day); a single failed operation is retried by the next request.
+    ///
     /// # Errors
-    /// 503 when the store fails.
+    /// 503 when the store fails, or failed just before.
     pub async fn refresh<S: Store>(&self, store: &S, now: u64, site: &str) -> Result<(), Error> {
         if self.refreshing.get() || !self.with(|p| p.needs_refresh(now, site)) {
             return Ok(());
         }
+        if now < self.refresh_held_until.get() {
+            return Err(self.store_failure(crate::store::StoreError(String::new()).into()));
+        }
         self.refreshing.set(true);
         let result = self.refresh_now(store, now, site).await;
         self.refreshing.set(false);
+        if result.is_ok() {
+            self.refresh_failures.set(0);
+        } else {
+            let failures = self.refresh_failures.get().saturating_add(1);
+            self.refresh_failures.set(failures);
+            if failures >= 2 {
+                let cap = u64::from(self.with(|p| p.config().store_retry_after_s())) * 1000;
+                let hold = REFRESH_HOLD_MS
+                    .saturating_mul(1 << (failures - 2).min(16))
+                    .min(cap);
+                self.refresh_held_until.set(now.saturating_add(hold));
+            }
+        }
         result.map_err(|e| self.store_failure(e))
     }
 
@@ -376,5 +409,60 @@ mod tests {
         let bound = u64::from(n) / RECOUNT_TABS_PER_MS;
         assert_eq!(online(&svc, &kv, T0 + 60_000 + bound), u64::from(n / 2));
         assert_eq!(online(&svc, &kv, T0 + 90_000), 0);
+    }
+
+    #[test]
+    fn an_outage_costs_a_few_store_operations_not_one_per_request() {
+        let (svc, kv) = setup();
+        assert_eq!(beat_online(&svc, &kv, T0, 1), 1);
+        kv.set_failing(true);
+        // Past the first listing delay every request needs a refresh: 1,000 requests 10 ms
+        // apart (10 s) during the outage.
+        let start = T0 + 10_000;
+        let before = kv.ops();
+        let mut refused = 0;
+        for i in 0..1_000u64 {
+            match block_on_ready(svc.count(&kv, start + i * 10, "demo", None)) {
+                Err(e) => {
+                    assert_eq!(e.status(), 503);
+                    assert!(e.retry_after_s().is_some_and(|s| s > 0));
+                    refused += 1;
+                }
+                Ok(c) => panic!("answered {c:?} during the outage"),
+            }
+        }
+        assert_eq!(
+            refused, 1_000,
+            "every request that needs the store is refused"
+        );
+        let tried = kv.ops().lists - before.lists;
+        // 100, 200, 400, 800, 1600 ms, then the cap (one heartbeat interval, here 5 s): 7
+        // attempts or so in 10 s, against 1,000 without holding back.
+        assert!(
+            (3..=10).contains(&tried),
+            "{tried} listings during the outage"
+        );
+        // Once the store is back, the first request after the hold gets through.
+        kv.set_failing(false);
+        let after = start + 10_000 + 5_000;
+        assert_eq!(
+            block_on_ready(svc.count(&kv, after, "demo", None)).map(|c| c.online),
+            Ok(1)
+        );
+    }
+
+    #[test]
+    fn a_single_failed_refresh_is_retried_by_the_next_request() {
+        let (svc, kv) = setup();
+        assert_eq!(beat_online(&svc, &kv, T0, 1), 1);
+        kv.set_failing(true);
+        let at = T0 + 10_000;
+        assert!(block_on_ready(svc.count(&kv, at, "demo", None)).is_err());
+        kv.set_failing(false);
+        // The same millisecond: no hold after one failure.
+        assert_eq!(
+            block_on_ready(svc.count(&kv, at, "demo", None)).map(|c| c.online),
+            Ok(1)
+        );
     }
 }

@@ -51,7 +51,8 @@ export default function (env) {
  * With `faults: true` the PRESENCE binding is the instrumented wrapper above: set its mode
  * with `mf.setFault("fail" | "ok" | "delay:300" | "stale")`, or a timed schedule of modes
  * with `mf.setSchedule([["fail", 1000], ["stale", 2000], …])` (each for its milliseconds,
- * from now; "ok" after the last); `mf.kvOps` counts operations by kind. The KV namespace is
+ * from now; "ok" after the last); `mf.kvOps` counts operations by kind, `mf.kvOpsFailed`
+ * those refused by "fail". The KV namespace is
  * the same one, wrapped or not, so a faulty and a plain worker can share a `persist` dir.
  * With `port` the worker also listens on 127.0.0.1:`port` (for browsers and raw sockets);
  * `mf.url` is then its origin as a URL. With `inspectorPort` workerd serves the V8 inspector
@@ -73,6 +74,7 @@ export async function startWorker({ vars = {}, persist = false, faults = false, 
     return "ok";
   };
   const kvOps = { get: 0, getWithMetadata: 0, put: 0, delete: 0, list: 0 };
+  const kvOpsFailed = { get: 0, getWithMetadata: 0, put: 0, delete: 0, list: 0 };
   const edge = {
     name: "herenow",
     modules: true,
@@ -98,8 +100,10 @@ export async function startWorker({ vars = {}, persist = false, faults = false, 
             serviceBindings: {
               CONTROL: (req) => {
                 const op = new URL(req.url).pathname.slice(1);
+                const m = mode();
                 if (op in kvOps) kvOps[op] += 1;
-                return new Response(mode());
+                if (op in kvOps && m === "fail") kvOpsFailed[op] += 1;
+                return new Response(m);
               },
             },
           },
@@ -113,6 +117,7 @@ export async function startWorker({ vars = {}, persist = false, faults = false, 
   mf.setFault = (m) => { schedule = null; fault = m; };
   mf.setSchedule = (steps) => { schedule = { t0: Date.now(), steps }; };
   mf.kvOps = kvOps;
+  mf.kvOpsFailed = kvOpsFailed;
   return mf;
 }
 
