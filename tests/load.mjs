@@ -27,7 +27,12 @@
 //
 // Memory, judged over the measured part:
 //  - herenow's wasm linear memory (the Rust heap: engine, limiter, record encoding), from
-//    /healthz with DEBUG_STATS=1. It never shrinks (a high-water mark): ≤ +10% or +1 MiB;
+//    /healthz with DEBUG_STATS=1. It never shrinks: it is the high-water mark of the Rust
+//    heap, and it grows in steps when a large allocation (the ~2 MB record being encoded)
+//    finds no hole big enough in the heap. It must have settled: no growth over the second
+//    half of the measured part (≤ +1 MiB), ≤ +25% over all of it. (In five 10,000-visitor
+//    runs it settled at 13.8-14.6 MB, once with a last 2 MB step 20 s into the measured
+//    part; a 10-minute run stayed at 13.8 MB from 135 s to the end);
 //  - the isolate's JS heap after a full GC (wasm-bindgen glue, requests, KV values), through
 //    the inspector, at the start and the end: ≤ +50% or +2 MiB;
 //  - workerd's RSS after a full GC (every 30 s): its least-squares slope against requests
@@ -94,12 +99,20 @@ const { hostname, port } = new URL(server.origin);
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 const roles = WRANGLER ? ["runtime", "proxy"] : ["runtime"];
 
-/** One request over the keep-alive agent: { status, body } or throws on a transport error. */
-function request(method, path, body) {
+/**
+ * One request over the keep-alive agent: { status, body, retryAfter }, or throws on a
+ * transport error. A request that fails on a *reused* connection before any answer (the
+ * server closed that idle connection as the request went out: ECONNRESET or EPIPE) is sent
+ * once more on a new one, as browsers do; those retries are counted in `resent`.
+ */
+let resent = 0;
+function request(method, path, body, retried = false) {
   return new Promise((resolve, reject) => {
     const headers = { origin: server.origin };
     if (body !== undefined) Object.assign(headers, { "content-type": "text/plain", "content-length": Buffer.byteLength(body) });
+    let answered = false;
     const req = http.request({ agent, hostname, port, method, path, headers }, (res) => {
+      answered = true;
       let data = "";
       res.setEncoding("utf8");
       res.on("data", (d) => { data += d; });
@@ -107,7 +120,12 @@ function request(method, path, body) {
       res.on("error", reject);
     });
     req.setTimeout(30_000, () => req.destroy(new Error("no answer in 30 s")));
-    req.on("error", reject);
+    req.on("error", (e) => {
+      if (!retried && !answered && req.reusedSocket && (e.code === "ECONNRESET" || e.code === "EPIPE")) {
+        resent++;
+        resolve(request(method, path, body, true));
+      } else reject(e);
+    });
     req.end(body);
   });
 }
@@ -291,7 +309,8 @@ for (const f of failures) console.log(`  not as expected: ${f}`);
 if (failures.some((f) => f.includes("Your worker restarted mid-request"))) {
   console.log("  (that 503 is wrangler dev's proxy answering a POST whose forward to the runtime failed; herenow answers errors in JSON)");
 }
-console.log(`statuses: ${stats.ok} as expected, ${stats.s5xx} 5xx, ${stats.other} other, ${stats.errors} transport errors`);
+console.log(`statuses: ${stats.ok} as expected, ${stats.s5xx} 5xx, ${stats.other} other, ${stats.errors} transport errors`
+  + (resent ? ` (${resent} sent again after the server closed a kept-alive connection under them)` : ""));
 console.log(`count at the end: online ${count.online} (want ${VISITORS}), tabs ${count.tabs} (want ${TABS})`);
 
 // RSS flatness over the measured part: least-squares slope of the RSS after a full GC against
@@ -324,6 +343,8 @@ if (INJECT && outage.opsAtEnd) {
   console.log(`KV outage: ${refused} operations refused (${JSON.stringify(outage.opsAtEnd.failed)}), ${fives.length} answers 503; `
     + `${putsAfter} writes after it`);
 }
+// The first sample of the measured part's second half.
+const midway = measured.find((m) => m.t >= WARM_S + SECONDS / 2);
 const e = end.w?.engine;
 const checks = [
   ["no transport errors, every answer as expected but 5xx", stats.errors === 0 && stats.other === 0],
@@ -347,7 +368,8 @@ if (INJECT) {
 }
 if (WARM_S > 0) {
   checks.push(
-    ["herenow's wasm memory flat over the measured part (≤ +10% or +1 MiB)", within(baseline?.w?.wasmMb, end.w?.wasmMb, 0.1, 1)],
+    [`herenow's wasm memory settled (second half of the measured part ${grew(midway?.w?.wasmMb, end.w?.wasmMb)}: ≤ +1 MiB; all of it ≤ +25%)`,
+      within(midway?.w?.wasmMb, end.w?.wasmMb, 0, 1) && within(baseline?.w?.wasmMb, end.w?.wasmMb, 0.25, 1)],
     ["herenow's JS heap after a full GC flat over the measured part (≤ +50% or +2 MiB)", within(baseline?.heap?.usedMb, end.heap?.usedMb, 0.5, 2)],
     ["workerd's RSS after a full GC flat over the measured part (slope ≤ 0.25 MB per 1,000 requests; end ≤ start + 10% or 32 MB)",
       roles.every((r) => slopes[r] != null && slopes[r] <= 0.25 && within(baseline?.rssGc?.[r], end.rssGc?.[r], 0.1, 32))],
