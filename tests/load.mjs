@@ -1,7 +1,8 @@
 // Load: N simulated visitors heartbeating against local workerd on loopback for D seconds,
-// with churn, bounded in count and time. Checks: no 5xx, the count exact at the end (people
-// and tabs), the isolate never restarted, herenow's memory flat and workerd's RSS flat once
-// warm (see "Memory" below).
+// with churn and an injected KV outage, bounded in count and time. Checks: no 5xx but the
+// outage's 503s, and few KV operations during it; the count exact at the end (people and
+// tabs); the isolate never restarted; herenow's memory and workerd's RSS flat once warm
+// (see "Memory" below).
 // Usage: node tests/load.mjs [visitors=10000] [seconds=120] [--wrangler] [--warm=SECONDS]
 //
 // The server. By default the built worker runs in workerd through Miniflare (one workerd
@@ -11,8 +12,8 @@
 // it, which doubles the server's CPU per request and sometimes answers 503 "Your worker
 // restarted mid-request" itself when a forward fails.
 //
-// The visitors. Visitor slots heartbeat once per HEARTBEAT_S (15 s; 5 s for runs under a
-// minute), spread evenly, over HTTP/1.1 keep-alive connections (CONCURRENCY in flight).
+// The visitors. Visitor slots heartbeat once per HEARTBEAT_S (15 s; 2 s for runs under a
+// minute, with a window of 4 heartbeats), spread evenly, over HTTP/1.1 keep-alive connections (CONCURRENCY in flight).
 // Every tenth slot has two tabs (people ≠ tabs). From the second round on, each slot's
 // visitor is replaced, 5% of slots a round each: by a leave (POST /v1/leave for each tab,
 // then a new visitor joins: the tombstone path), or by vanishing (the old visitor simply
