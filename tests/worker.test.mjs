@@ -113,9 +113,11 @@ describe("edge worker in workerd", () => {
 
 describe("members, online list, last seen, badge", () => {
   let mf;
-  before(async () => { mf = await startWorker({ vars: { WINDOW_S: "60", SOLO_DELAY_S: "1" } }); });
+  const READ_KEY = "read-key-read-key-read-key-read-key-0123";
+  before(async () => { mf = await startWorker({ vars: { WINDOW_S: "60", SOLO_DELAY_S: "1", READ_KEY_DEMO: READ_KEY } }); });
   after(async () => { await mf?.dispose(); });
   const nowS = () => Math.floor(Date.now() / 1000);
+  const readKey = { headers: { authorization: `Bearer ${READ_KEY}` } };
 
   test("a valid member token counts the visitor as that member; /v1/online lists members only", async () => {
     const m = visitor(), g = visitor();
@@ -125,7 +127,8 @@ describe("members, online list, last seen, badge", () => {
     r = await post(mf, "/v1/heartbeat", body(g, "t2"));
     const c = await r.json();
     assert.deepEqual([c.online, c.members, c.guests], [2, 1, 1]);
-    r = await mf.dispatchFetch(`${ORIGIN}/v1/online?site=demo`);
+    r = await mf.dispatchFetch(`${ORIGIN}/v1/online?site=demo`, readKey);
+    assert.equal(r.status, 200);
     const online = await r.json();
     assert.equal(online.members.length, 1);
     assert.deepEqual([online.members[0].id, online.members[0].name, online.members[0].page], ["ada", "Ada Lovelace", "/docs"]);
@@ -140,6 +143,57 @@ describe("members, online list, last seen, badge", () => {
     }, 3000);
     assert.ok(seen, "last seen recorded on leave");
     assert.ok(Math.abs(seen.last_seen - Date.now()) < 10_000);
+  });
+
+  test("/v1/online: without the read key 401, a wrong key 403, each naming the fix; with the key 200; counts stay public", async () => {
+    const m = visitor();
+    const token = mintToken({ sub: "grace", name: "Grace Hopper", exp: nowS() + 600 });
+    assert.equal((await post(mf, "/v1/heartbeat", body(m, "t", { member_token: token }))).status, 200);
+    let r = await mf.dispatchFetch(`${ORIGIN}/v1/online?site=demo`, { headers: { origin: ORIGIN } });
+    assert.equal(r.status, 401);
+    assert.equal(r.headers.get("access-control-allow-origin"), ORIGIN, "the page can read why");
+    let e = (await r.json()).error;
+    assert.equal(e.code, "read_key_required");
+    assert.match(e.message, /READ_KEY_DEMO/);
+    assert.match(e.message, /members_public/);
+    for (const auth of [`Bearer ${READ_KEY.slice(0, -1)}x`, `Bearer ${READ_KEY}x`, `Basic ${READ_KEY}`]) {
+      r = await mf.dispatchFetch(`${ORIGIN}/v1/online?site=demo`, { headers: { authorization: auth } });
+      assert.ok([401, 403].includes(r.status), `${auth}: ${r.status}`);
+      e = (await r.json()).error;
+      assert.ok(!JSON.stringify(e).includes("Grace"), "no name leaks in the error");
+    }
+    r = await mf.dispatchFetch(`${ORIGIN}/v1/online?site=demo`, { headers: { authorization: `Bearer ${READ_KEY.slice(0, -1)}x` } });
+    assert.equal(r.status, 403);
+    assert.equal((await r.json()).error.code, "invalid_read_key");
+    r = await mf.dispatchFetch(`${ORIGIN}/v1/online?site=demo`, readKey);
+    assert.equal(r.status, 200);
+    assert.deepEqual((await r.json()).members.map((x) => x.name), ["Grace Hopper"]);
+    // A browser may send the key from another allowed origin: the preflight allows the header.
+    r = await mf.dispatchFetch(`${ORIGIN}/v1/online?site=demo`, {
+      method: "OPTIONS",
+      headers: { origin: ORIGIN, "access-control-request-method": "GET", "access-control-request-headers": "authorization" },
+    });
+    assert.equal(r.status, 204);
+    assert.match(r.headers.get("access-control-allow-headers"), /authorization/);
+    const c = await count(mf);
+    assert.equal(c.members, 1, "the count of members stays public");
+    await post(mf, "/v1/leave", body(m, "t"));
+  });
+
+  test("/v1/online of a site with members_public: true names its members without a key", async () => {
+    const pub = await startWorker({
+      vars: { SITES: JSON.stringify({ demo: { origins: [ORIGIN], members_public: true } }), WINDOW_S: "60" },
+    });
+    try {
+      const m = visitor();
+      const token = mintToken({ sub: "ada", name: "Ada", exp: nowS() + 600 });
+      assert.equal((await post(pub, "/v1/heartbeat", body(m, "t", { member_token: token }))).status, 200);
+      const r = await pub.dispatchFetch(`${ORIGIN}/v1/online?site=demo`);
+      assert.equal(r.status, 200);
+      assert.deepEqual((await r.json()).members.map((x) => x.id), ["ada"]);
+    } finally {
+      await pub.dispose();
+    }
   });
 
   test("bad tokens: expired, not yet valid, wrong key, alg none, other alg, tampered → 401, nothing recorded", async () => {

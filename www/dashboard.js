@@ -58,7 +58,11 @@ async function poll() {
   try {
     const [count, online] = await Promise.all([
       getJSON(`/v1/count?${siteQ}`),
-      getJSON(`/v1/online?${siteQ}`),
+      // A site that keeps its member names private answers 401/403 (no read key here).
+      getJSON(`/v1/online?${siteQ}`).catch((e) => {
+        if (e.status === 401 || e.status === 403) return { private: true };
+        throw e;
+      }),
     ]);
     if (typeof count?.window_s === "number") {
       // A few samples per presence window, between 1 and 5 s.
@@ -71,7 +75,7 @@ async function poll() {
     renderStats(count);
     renderChart();
     renderPages(count.pages || []);
-    renderMembers(online?.members || []);
+    renderMembers(online?.private ? null : online?.members || []);
     renderBadge(count);
     renderDefinition(count);
     timer = setTimeout(poll, pollMs);
@@ -235,6 +239,7 @@ function duration(ms) {
 
 function renderMembers(members) {
   const tbody = $("#members-table tbody");
+  if (!members) return emptyRow(tbody, 3, "This site keeps its members' names private (see members_public in the README).");
   if (!members.length) return emptyRow(tbody, 3, "No members online.");
   const sorted = [...members].sort((a, b) => String(a.name).localeCompare(String(b.name)));
   tbody.replaceChildren(...sorted.map((mb) => {

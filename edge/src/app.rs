@@ -12,7 +12,7 @@ use herenow_core::store::Store;
 use herenow_core::token;
 use herenow_core::{Error, ErrorKind};
 
-use crate::config::Config;
+use crate::config::{Config, read_key_name};
 
 /// A request, as the handlers see it.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +33,9 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     /// The client's IP (`CF-Connecting-IP`), used only for rate limits, never stored.
     pub client_ip: Option<String>,
+    /// The `Authorization` header: `Bearer <read key>` lets `/v1/online` name the members
+    /// of a site that keeps them private.
+    pub authorization: Option<String>,
 }
 
 /// A response, as the handlers build it.
@@ -255,7 +258,10 @@ impl App {
                 if req.method == "OPTIONS" {
                     resp = resp
                         .header("access-control-allow-methods", "GET, POST, OPTIONS")
-                        .header("access-control-allow-headers", "content-type")
+                        .header(
+                            "access-control-allow-headers",
+                            "content-type, authorization",
+                        )
                         .header("access-control-max-age", "86400");
                 } else {
                     resp = resp.header("access-control-expose-headers", "retry-after");
@@ -388,6 +394,39 @@ impl App {
         token::verify(token, secret.as_bytes(), now).map(Some)
     }
 
+    /// Whether the request may read the names of `site`'s members: the site opted in
+    /// (`members_public`), or the request carries its read key. Without a key: 401; with a
+    /// wrong one: 403.
+    fn check_member_reader(&self, site: &str, authorization: Option<&str>) -> Result<(), Error> {
+        let conf = self.config.site(site);
+        if conf.is_some_and(|c| c.members_public) {
+            return Ok(());
+        }
+        let given = authorization
+            .and_then(|a| a.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim());
+        let Some(given) = given else {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                "read_key_required",
+                format!(
+                    "site {site:?} keeps its member list private: send its read key (secret {}) \
+                     as Authorization: Bearer <key>, or set \"members_public\": true for it in SITES",
+                    read_key_name(site)
+                ),
+            ));
+        };
+        match conf.and_then(|c| c.read_key.as_deref()) {
+            Some(key) if same_secret(key.as_bytes(), given.as_bytes()) => Ok(()),
+            _ => Err(Error::new(
+                ErrorKind::Forbidden,
+                "invalid_read_key",
+                format!("this is not the read key of site {site:?}"),
+            )),
+        }
+    }
+
     async fn get<S: Store>(
         &self,
         store: &S,
@@ -402,6 +441,7 @@ impl App {
             |e: serde_json::Error| Error::new(ErrorKind::Internal, "internal", e.to_string());
         match req.path.as_str() {
             "/v1/online" => {
+                self.check_member_reader(&site, req.authorization.as_deref())?;
                 let members = self.service.online(store, now, &site).await?;
                 let body = serde_json::to_string(&serde_json::json!({ "members": members }))
                     .map_err(internal)?;
@@ -445,6 +485,16 @@ impl App {
             }
         }
     }
+}
+
+/// Whether two secrets are equal, in time that depends on their length only (the length
+/// is no secret: every key is at least 32 bytes), so a timing attack learns no prefix.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .fold(0u8, |acc, (x, y)| core::hint::black_box(acc | (x ^ y)))
+            == 0
 }
 
 /// The size of the wasm linear memory (memory 0) in bytes; `None` off wasm32.
@@ -500,6 +550,7 @@ mod tests {
     const ORIGIN: &str = "http://127.0.0.1:8787";
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const READ_KEY: &str = "read-key-read-key-read-key-012345";
 
     fn app_with(extra: &[(&str, &str)]) -> App {
         let sites = format!(r#"{{"demo":{{"origins":["{ORIGIN}"]}}}}"#);
@@ -517,7 +568,7 @@ mod tests {
     }
 
     fn app() -> App {
-        app_with(&[])
+        app_with(&[("READ_KEY_DEMO", READ_KEY)])
     }
 
     fn post(path: &str, body: &str) -> HttpRequest {
@@ -720,6 +771,43 @@ mod tests {
     }
 
     #[test]
+    fn the_member_list_needs_the_read_key_unless_public() {
+        let clock = ManualClock::new(1_800_000_000_000);
+        let store = MemoryStore::new(clock.clone());
+        let app = app();
+        let run = |auth: Option<&str>| {
+            let r = HttpRequest {
+                authorization: auth.map(str::to_owned),
+                ..get("/v1/online", "site=demo")
+            };
+            block_on_ready(app.handle(&store, clock.now_ms(), &r))
+        };
+        let r = run(None);
+        assert_eq!(r.status, 401);
+        assert_eq!(json(&r)["error"]["code"], "read_key_required");
+        let msg = json(&r)["error"]["message"].to_string();
+        assert!(
+            msg.contains("READ_KEY_DEMO") && msg.contains("members_public"),
+            "{msg}"
+        );
+        let wrong = format!("Bearer {}", READ_KEY.replace('0', "1"));
+        for auth in [wrong.as_str(), "Basic abc", "Bearer"] {
+            assert!(matches!(run(Some(auth)).status, 401 | 403), "{auth}");
+        }
+        assert_eq!(run(Some(&wrong)).status, 403);
+        assert_eq!(run(Some(&format!("bearer {READ_KEY}"))).status, 200);
+        // Counts stay public.
+        let count =
+            block_on_ready(app.handle(&store, clock.now_ms(), &get("/v1/count", "site=demo")));
+        assert_eq!(count.status, 200);
+        assert!(
+            !same_secret(b"abc", b"abd")
+                && !same_secret(b"abc", b"ab")
+                && same_secret(b"abc", b"abc")
+        );
+    }
+
+    #[test]
     fn members_online_and_last_seen() {
         let clock = ManualClock::new(1_800_000_000_000);
         let store = MemoryStore::new(clock.clone());
@@ -736,7 +824,10 @@ mod tests {
             (1.into(), 0.into())
         );
         run(post("/v1/heartbeat", &beat(V2, "b")));
-        let online = json(&run(get("/v1/online", "site=demo")));
+        let online = json(&run(HttpRequest {
+            authorization: Some(format!("Bearer {READ_KEY}")),
+            ..get("/v1/online", "site=demo")
+        }));
         assert_eq!(online["members"].as_array().map(Vec::len), Some(1));
         assert_eq!(online["members"][0]["name"], "Ada <L>");
         assert_eq!(online["members"][0]["page"], "/x");

@@ -18,6 +18,15 @@ pub struct SiteConfig {
     /// `MEMBER_SECRET_<SITE>`); `None`: the site has no members, only guests.
     #[serde(skip)]
     pub member_secret: Option<String>,
+    /// Whether `GET /v1/online` names this site's members to anyone (`"members_public":
+    /// true`). Off by default: names are personal data, counts are not.
+    #[serde(default)]
+    pub members_public: bool,
+    /// The key a request must send (`Authorization: Bearer …`) to read the member list of a
+    /// site that is not `members_public` (from the secret `READ_KEY_<SITE>`, at least 32
+    /// bytes); `None`: nobody can.
+    #[serde(skip)]
+    pub read_key: Option<String>,
 }
 
 /// The name of the secret holding `site`'s member-token key: `MEMBER_SECRET_` and the site
@@ -28,6 +37,13 @@ pub fn member_secret_name(site: &str) -> String {
         "MEMBER_SECRET_{}",
         site.to_ascii_uppercase().replace('-', "_")
     )
+}
+
+/// The name of the secret holding `site`'s read key: `READ_KEY_` and the site name
+/// upper-cased with `-` as `_` (`demo` → `READ_KEY_DEMO`).
+#[must_use]
+pub fn read_key_name(site: &str) -> String {
+    format!("READ_KEY_{}", site.to_ascii_uppercase().replace('-', "_"))
 }
 
 /// The whole configuration.
@@ -112,7 +128,7 @@ impl Config {
     /// default 600), `RATE_VISITOR_PER_MIN` (heartbeats per visitor per minute, default
     /// 120), `NEW_VISITORS_PER_IP_PER_MIN` (distinct visitors one IP may bring per minute,
     /// default 60), `DEBUG_STATS` (`1`: `/healthz` reports memory and state sizes), and per
-    /// site the secret `MEMBER_SECRET_<SITE>` (at least 32 bytes).
+    /// site the secrets `MEMBER_SECRET_<SITE>` and `READ_KEY_<SITE>` (each at least 32 bytes).
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first bad setting.
@@ -153,6 +169,15 @@ impl Config {
                     ));
                 }
                 site.member_secret = Some(secret);
+            }
+            if let Some(key) = get(&read_key_name(name)).filter(|s| !s.is_empty()) {
+                if key.len() < 32 {
+                    return Err(bad(
+                        "READ_KEY_<SITE>",
+                        format!("{} must be at least 32 bytes", read_key_name(name)),
+                    ));
+                }
+                site.read_key = Some(key);
             }
         }
         let dl = LimitConfig::default();
@@ -308,6 +333,14 @@ mod tests {
         assert_eq!(c.body_timeout_ms, 500);
         assert!(c.any_site_allows("http://127.0.0.1:8787"));
         assert!(!c.any_site_allows("http://evil.example"));
+        let demo = c.site("demo").expect("demo");
+        assert!(!demo.members_public && demo.read_key.is_none());
+        let key = "k".repeat(32);
+        let public = r#"{"demo":{"origins":[],"members_public":true}}"#;
+        let c = cfg(&[("SITES", public), ("READ_KEY_DEMO", &key)]).expect("valid");
+        let demo = c.site("demo").expect("demo");
+        assert!(demo.members_public);
+        assert_eq!(demo.read_key.as_deref(), Some(key.as_str()));
     }
 
     #[test]
@@ -354,6 +387,14 @@ mod tests {
             (
                 &[("SITES", SITES), ("MEMBER_SECRET_DEMO", "short")],
                 "MEMBER_SECRET_<SITE>",
+            ),
+            (
+                &[("SITES", SITES), ("READ_KEY_DEMO", "short")],
+                "READ_KEY_<SITE>",
+            ),
+            (
+                &[("SITES", r#"{"demo":{"origins":[],"members_public":"yes"}}"#)],
+                "SITES",
             ),
         ];
         for (pairs, setting) in cases {

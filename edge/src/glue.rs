@@ -167,6 +167,7 @@ fn head(req: &web_sys::Request, url: &str) -> HttpRequest {
         content_length: get("content-length").and_then(|v| v.parse().ok()),
         body: Vec::new(),
         client_ip: get("cf-connecting-ip"),
+        authorization: get("authorization"),
     }
 }
 

@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
         content_length: Some(body.len() as u64),
         body,
         client_ip: Some("192.0.2.1".to_owned()),
+        authorization: (data[2] & 4 == 4).then(|| "Bearer not-the-read-key".to_owned()),
     };
     let resp = block_on_ready(app.handle(&store, 1_800_000_000_000, &req));
     assert!(

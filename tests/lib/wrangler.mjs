@@ -33,7 +33,8 @@ export async function startWrangler({ vars = {}, port, persistTo, dir = join(ROO
   const ownDir = !persistTo;
   persistTo ??= mkdtempSync(join(persistRoot ?? tmpdir(), "herenow-wrangler-"));
   const allVars = {
-    SITES: JSON.stringify({ demo: { origins: [origin, `http://localhost:${port}`] } }),
+    // As edge/wrangler.toml's demo site: members public, so its dashboard lists them.
+    SITES: JSON.stringify({ demo: { origins: [origin, `http://localhost:${port}`], members_public: true } }),
     ...vars,
   };
   const inspectorPort = await freePort();
