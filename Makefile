@@ -20,10 +20,11 @@ PORT ?= 8787
 
 .PHONY: help tools tools-browser build build-client build-edge dev test \
         test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e test-load load clean \
-        tools-vite-app build-npm test-npm test-dev tools-wrk bench bench-smoke
+        tools-vite-app tools-bundler-apps build-npm test-npm test-dev tools-wrk bench bench-smoke
 
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
+	@echo "            ORIGINS=\"http://localhost:3000 …\" also allows those origins for the demo site"
 	@echo "make test   install what is missing, build, run every suite"
 	@echo "make fuzz   run each cargo-fuzz target for FUZZ_SECONDS (default 60) on nightly"
 	@echo "make bench  benchmarks against the naive design and the runtime's ceiling (~10 min); writes BENCHMARKS.md"
@@ -44,9 +45,15 @@ build-edge: tools
 	@echo "==> worker-build --release (edge)"
 	@cd edge && CARGO_PROFILE_RELEASE_OPT_LEVEL=3 WASM_BINDGEN_BIN="$$(command -v wasm-bindgen)" worker-build --release 2>&1 | grep -v '^\s*$$' | tail -n 5
 
+# ORIGINS="http://localhost:3000 …" adds origins to the demo site (SITES from edge/wrangler.toml,
+# the file unchanged), for a site under development served from another port.
+ORIGINS ?=
 dev: build
 	@echo "==> wrangler dev on http://127.0.0.1:$(PORT) (local KV persisted in .wrangler/state)"
-	@cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state < /dev/null
+	@SITES_VAR=(); if [ -n "$(strip $(ORIGINS))" ]; then \
+	  SITES=$$(node scripts/dev-sites.mjs $(ORIGINS)); SITES_VAR=(--var "SITES:$$SITES"); \
+	  echo "==> the demo site also allows $(strip $(ORIGINS))"; fi; \
+	cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state "$${SITES_VAR[@]}" < /dev/null
 
 test: tools-browser
 	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-e2e test-dev test-load bench-smoke
@@ -91,11 +98,17 @@ test-e2e:
 tools-vite-app:
 	@test tests/vite-app/node_modules/.package-lock.json -nt tests/vite-app/package-lock.json || { echo "==> npm ci (tests/vite-app)"; (cd tests/vite-app && npm ci --no-audit --no-fund); }
 
+# esbuild, webpack 5 and rollup for tests/apps (versions pinned by its package-lock.json).
+tools-bundler-apps:
+	@test tests/apps/node_modules/.package-lock.json -nt tests/apps/package-lock.json || { echo "==> npm ci (tests/apps)"; (cd tests/apps && npm ci --no-audit --no-fund); }
+
+# The package `herenow` into target/npm/herenow/ and its tarball target/npm/herenow-<version>.tgz
+# (`npm install ./target/npm/herenow-<version>.tgz` in an app, before it is published).
 build-npm: build-client
 	@scripts/build-npm.sh
 
-test-npm: build tools-vite-app
-	@echo "==> suite: npm package (pack contents, types, a vite@7 app in Chromium)"
+test-npm: build tools-vite-app tools-bundler-apps
+	@echo "==> suite: npm package (pack contents, types, one app built by vite, esbuild, webpack 5 and rollup, in Chromium)"
 	@node --test --test-reporter=spec --test-concurrency=1 tests/npm.test.mjs
 
 test-dev:
@@ -126,7 +139,7 @@ load: build
 	@node tests/load.mjs 10000 120
 
 clean:
-	rm -rf target edge/build www/herenow/herenow_wasm* .wrangler edge/.wrangler tests/vite-app/dist
+	rm -rf target edge/build www/herenow/herenow_wasm* .wrangler edge/.wrangler tests/vite-app/dist tests/apps/dist
 
 # Fuzzing (nightly + cargo-fuzz): each target for FUZZ_SECONDS, starting from the committed
 # seeds in fuzz/seeds; new inputs go to fuzz/corpus (ignored), findings to fuzz/artifacts.

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Assembles the npm package `herenow` in target/npm/herenow/ and packs it into
-# target/npm/herenow-<version>.tgz (a stable path: tests/vite-app installs it from there).
+# target/npm/herenow-<version>.tgz (a stable path: the test apps install it from there).
 #
 #   www/herenow/herenow_wasm.js      -> herenow.js       (the size-checked glue, its default
-#   www/herenow/herenow_wasm_bg.wasm -> herenow_bg.wasm   wasm URL renamed to match)
-#   npm/index.js                     -> index.js          (start(): loads the wasm once)
+#                                                          wasm URL removed: index.js always
+#                                                          passes the bytes)
+#   www/herenow/herenow_wasm_bg.wasm -> herenow_wasm.js  (the wasm as a base64 string, the
+#                                                          module's default export)
+#   npm/index.js                     -> index.js          (start(): decodes and compiles it once)
 #   npm/index.d.ts + the client's    -> index.d.ts        (HerenowCount, HerenowOptions from
 #     typescript_custom_section                            client/src/lib.rs, plus the handle)
 #   npm/package.json + Cargo.toml    -> package.json      (version, license, repository)
 #   npm/README.md                    -> README.md
+#
+# Why inlined: a `.wasm` file beside the JS, found through `new URL(…, import.meta.url)`, is
+# copied by vite, webpack 5 and rollup plugins but not by esbuild (a 404 at start()), and
+# vite's dev-server pre-bundling loses it; a JS module every bundler takes as it is. The
+# cost (base64 of the wasm, gzip -9) is printed below and measured by tests/npm.test.mjs.
 #
 # Runs scripts/build-client.sh first when its output is missing or older than the cargo
 # build it came from. Needs wasm-bindgen (for the .d.ts), node and npm.
@@ -48,19 +56,29 @@ echo "==> assembling $PKG"
 rm -rf "$PKG"
 mkdir -p "$PKG"
 cp npm/index.js npm/README.md "$PKG/"
-cp "$SRC/herenow_wasm_bg.wasm" "$PKG/herenow_bg.wasm"
 
-node --input-type=module - "$TMP/herenow_wasm.d.ts" "$SRC/herenow_wasm.js" "$PKG" <<'JS'
+node --input-type=module - "$TMP/herenow_wasm.d.ts" "$SRC/herenow_wasm.js" "$SRC/herenow_wasm_bg.wasm" "$PKG" <<'JS'
 import { readFileSync, writeFileSync } from "node:fs";
-const [dtsPath, gluePath, pkg] = process.argv.slice(2);
+import { gzipSync } from "node:zlib";
+const [dtsPath, gluePath, wasmPath, pkg] = process.argv.slice(2);
 const fail = (m) => { console.error(`build-npm: ${m}`); process.exit(1); };
 
-// The glue: its default wasm URL (used only when init gets none) names the file as shipped,
-// so a bundler that follows it finds the same file index.js points at.
+// The glue: its default wasm URL (used only when init gets nothing) goes, so that no
+// bundler looks for a file the package does not ship; index.js always passes the bytes.
 const glue = readFileSync(gluePath, "utf8");
-const wasmRefs = glue.split('"herenow_wasm_bg.wasm"').length - 1;
-if (wasmRefs !== 1) fail(`expected one "herenow_wasm_bg.wasm" in the glue, found ${wasmRefs}`);
-writeFileSync(`${pkg}/herenow.js`, glue.replace('"herenow_wasm_bg.wasm"', '"herenow_bg.wasm"'));
+const defaultUrl = /new URL\(\s*["']herenow_wasm_bg\.wasm["']\s*,\s*import\.meta\.url\s*\)/g;
+const wasmRefs = glue.match(defaultUrl)?.length ?? 0;
+if (wasmRefs !== 1) fail(`expected one new URL("herenow_wasm_bg.wasm", import.meta.url) in the glue, found ${wasmRefs}`);
+const shippedGlue = glue.replace(defaultUrl, "void 0");
+if (/import\.meta|\.wasm\b/.test(shippedGlue)) fail("the glue still refers to import.meta or a .wasm file");
+writeFileSync(`${pkg}/herenow.js`, shippedGlue);
+
+// The wasm, inlined as base64.
+const wasm = readFileSync(wasmPath);
+const inlined = `// herenow's client, compiled from Rust (client/): the wasm as base64, for index.js.\nexport default "${wasm.toString("base64")}";\n`;
+writeFileSync(`${pkg}/herenow_wasm.js`, inlined);
+const gz = (b) => gzipSync(b, { level: 9 }).length;
+console.log(`  wasm ${wasm.length} B (gzip -9 ${gz(wasm)} B) inlined as base64: ${inlined.length} B (gzip -9 ${gz(Buffer.from(inlined))} B)`);
 
 // The declarations: every interface the client declares (its typescript_custom_section),
 // with its doc comment; not wasm-bindgen's InitOutput (raw exports, typed `any`).

@@ -1,13 +1,18 @@
 // `make dev` itself: it builds, serves http://127.0.0.1:8787 with wrangler dev (local KV on
-// disk), and a page opened in Chromium counts itself; a second browser adds one.
+// disk), and a page opened in Chromium counts itself; a second browser adds one. Run with
+// ORIGINS, as the README shows: those origins are allowed for the demo site, others are not.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnGroup } from "./lib/process-group.mjs";
 import { createServer } from "node:net";
 import { ROOT } from "./lib/miniflare.mjs";
 import { launch } from "./lib/browser.mjs";
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 const ORIGIN = "http://127.0.0.1:8787";
+const EXTRA = ["http://localhost:3000", "http://127.0.0.1:4000"];
 const ONLINE = '[data-herenow="online"]';
 
 const portFree = () => new Promise((resolve) => {
@@ -16,12 +21,33 @@ const portFree = () => new Promise((resolve) => {
   s.listen(8787, "127.0.0.1", () => s.close(() => resolve(true)));
 });
 
-test("make dev serves the demo and the count is live in Chromium", async () => {
+/** A heartbeat (or a leave) sent with `Origin: origin`, as a page on that origin would. */
+const beatFrom = (origin, visitor = randomUUID(), route = "heartbeat") => fetch(`${ORIGIN}/v1/${route}`, {
+  method: "POST",
+  headers: { origin, "content-type": "text/plain" },
+  body: JSON.stringify({ site: "demo", visitor, tab: "dev-test", page: "/" }),
+});
+
+test("make dev ORIGINS=… serves the demo, allows those origins, and the count is live in Chromium", async () => {
   assert.ok(await portFree(), "port 8787 is busy: stop the running `make dev` first");
-  const child = spawnGroup("make", ["--no-print-directory", "dev"], { cwd: ROOT });
+  const child = spawnGroup("make", ["--no-print-directory", "dev", `ORIGINS=${EXTRA.join(" ")}`], { cwd: ROOT });
   const browser = await launch();
   try {
     await child.waitFor(() => fetch(`${ORIGIN}/healthz`).then((r) => r.ok, () => false), 180_000, "make dev");
+    for (const o of EXTRA) {
+      const visitor = randomUUID();
+      const r = await beatFrom(o, visitor);
+      assert.equal(r.status, 200, `${o}: ${await r.text()}`);
+      assert.equal(r.headers.get("access-control-allow-origin"), o);
+      assert.equal((await beatFrom(o, visitor, "leave")).status, 204); // out of the counts below
+    }
+    // An origin not in ORIGINS (nor in wrangler.toml) is refused, and edge/wrangler.toml is
+    // as it was: ORIGINS changes this run only.
+    const r = await beatFrom("http://127.0.0.1:4001");
+    assert.equal(r.status, 403);
+    assert.equal((await r.json()).error.code, "origin_not_allowed");
+    assert.equal(r.headers.get("access-control-allow-origin"), null);
+    assert.ok(!readFileSync(join(ROOT, "edge", "wrangler.toml"), "utf8").includes("localhost:3000"));
     const a = await browser.newContext();
     const pa = await a.newPage();
     await pa.goto(`${ORIGIN}/`);
