@@ -95,7 +95,7 @@ describe("edge worker in workerd", () => {
     assert.equal(r.status, 204);
     assert.equal(r.headers.get("access-control-allow-origin"), "http://localhost:8787");
     assert.match(r.headers.get("access-control-allow-methods") ?? "", /POST/);
-    assert.equal(r.headers.get("access-control-allow-headers"), "content-type");
+    assert.equal(r.headers.get("access-control-allow-headers"), "content-type, authorization");
     // An actual response: the origin, and Retry-After readable by the page.
     r = await mf.dispatchFetch(`${ORIGIN}/v1/count?site=demo`, { headers: { origin: "http://localhost:8787" } });
     assert.equal(r.status, 200);
