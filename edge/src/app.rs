@@ -490,11 +490,8 @@ impl App {
 /// Whether two secrets are equal, in time that depends on their length only (the length
 /// is no secret: every key is at least 32 bytes), so a timing attack learns no prefix.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .fold(0u8, |acc, (x, y)| core::hint::black_box(acc | (x ^ y)))
-            == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
 }
 
 /// The size of the wasm linear memory (memory 0) in bytes; `None` off wasm32.
