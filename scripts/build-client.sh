@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
 # Builds the browser client into www/herenow/ and checks its size budget.
 #
-#   cargo build (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz (short
-#   import/export names, the glue renamed to match) -> esbuild --minify (the glue)
-#   -> a link check in node -> sizes
+#   cargo build (wasm32, release) -> wasm-bindgen --target web -> the panic paths snipped
+#   (scripts/snip-panics.mjs) -> wasm-opt -Oz (short import/export names, the glue renamed
+#   to match) -> esbuild --minify (the glue) -> a link check in node -> content-hashed names
+#   -> the loader (client/js/herenow.js) with those names, minified -> sizes
 #
-# Output: www/herenow/herenow_wasm.js (glue) + herenow_wasm_bg.wasm, beside the
-# hand-written loader www/herenow/herenow.js. Fails when the .wasm plus its glue exceed
-# BUDGET bytes after gzip -9. Assumes the tools are installed (the Makefile does that).
+# Output, everything the script tag loads (www/herenow/ holds nothing else):
+#   www/herenow/herenow.js                    the loader, at the fixed name the tag uses
+#   www/herenow/herenow_wasm.<hash>.js        the glue     } names change with the content,
+#   www/herenow/herenow_wasm_bg.<hash>.wasm   the .wasm    } so they are cached immutable
+# and the same glue and .wasm at stable names in <cargo target dir>/herenow-client/ (for build-npm.sh).
+# Fails when the three files exceed BUDGET bytes after gzip -9. Assumes the tools are
+# installed (the Makefile does that).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Everything the script tag loads (loader + glue + .wasm), gzip -9. Issue 13's target is
+# 14,336 B; see BENCHMARKS.md for where the bytes go.
 BUDGET=20480
-OUT=www/herenow
+WWW=www/herenow
 NAME=herenow_wasm
+LOADER=client/js/herenow.js
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 TARGET_DIR=${TARGET_DIR:-target}
 WASM_IN="$TARGET_DIR/wasm32-unknown-unknown/release/herenow_client.wasm"
+# The glue and .wasm at stable names, before they are copied under hashed ones.
+OUT="$TARGET_DIR/herenow-client"
 
 WASM_BINDGEN=${WASM_BINDGEN_BIN:-wasm-bindgen}
 WASM_OPT=${WASM_OPT_BIN:-node_modules/.bin/wasm-opt}
@@ -62,6 +72,10 @@ mkdir -p "$OUT"
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+
+echo "==> node scripts/snip-panics.mjs (panic = abort: the message formatting is dead weight)"
+node scripts/snip-panics.mjs "$OUT/${NAME}_bg.wasm" "$TMP/snipped.wasm"
+mv "$TMP/snipped.wasm" "$OUT/${NAME}_bg.wasm"
 
 # -Oz, plus short import/export names: wasm-bindgen's hashed names (twice: in the .wasm and
 # in the glue) are about a tenth of the gzipped total. wasm-opt prints the renaming as JSON;
@@ -113,7 +127,7 @@ echo "==> $ESBUILD --minify $OUT/${NAME}.js"
 mv "$TMP/glue.js" "$OUT/${NAME}.js"
 
 echo "==> checking that the glue and the .wasm link"
-node --input-type=module - "$PWD/$OUT/${NAME}.js" "$OUT/${NAME}_bg.wasm" <<'JS'
+node --input-type=module - "$OUT/${NAME}.js" "$OUT/${NAME}_bg.wasm" <<'JS'
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 const [glue, wasm] = process.argv.slice(2);
@@ -122,25 +136,46 @@ mod.initSync({ module: readFileSync(wasm) });
 if (typeof mod.start !== "function") throw new Error("start is not exported");
 JS
 
+echo "==> content-hashed names in $WWW, the loader pointing at them"
+hash() { node -e 'process.stdout.write(require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("hex").slice(0, 12))' "$1"; }
+GLUE_FILE="${NAME}.$(hash "$OUT/${NAME}.js").js"
+WASM_FILE="${NAME}_bg.$(hash "$OUT/${NAME}_bg.wasm").wasm"
+mkdir -p "$WWW"
+find "$WWW" -maxdepth 1 -type f -delete
+cp "$OUT/${NAME}.js" "$WWW/$GLUE_FILE"
+cp "$OUT/${NAME}_bg.wasm" "$WWW/$WASM_FILE"
+node --input-type=module - "$LOADER" "$TMP/loader.js" "$GLUE_FILE" "$WASM_FILE" <<'JS'
+import { readFileSync, writeFileSync } from "node:fs";
+const [src, out, glue, wasm] = process.argv.slice(2);
+let js = readFileSync(src, "utf8");
+for (const [name, hashed] of [["herenow_wasm.js", glue], ["herenow_wasm_bg.wasm", wasm]]) {
+  const lit = JSON.stringify(name);
+  if (js.split(lit).length !== 2) throw new Error(`${src}: expected the literal ${lit} once`);
+  js = js.replace(lit, JSON.stringify(hashed));
+}
+writeFileSync(out, js);
+JS
+"$ESBUILD" "$TMP/loader.js" --minify --format=esm --target=es2020 --log-level=warning \
+  --outfile="$WWW/herenow.js"
+
 gz() { gzip -9 -c "$1" | wc -c | tr -d ' '; }
 raw() { wc -c <"$1" | tr -d ' '; }
 
 echo "==> sizes (bytes)"
-printf '  %-32s %8s %8s\n' file raw gzip-9
+printf '  %-44s %8s %8s\n' file raw gzip-9
 total_raw=0
 total_gz=0
-for f in "$OUT/${NAME}_bg.wasm" "$OUT/${NAME}.js" "$OUT/herenow.js"; do
+for f in "$WWW/herenow.js" "$WWW/$GLUE_FILE" "$WWW/$WASM_FILE"; do
   r=$(raw "$f")
   g=$(gz "$f")
-  printf '  %-32s %8d %8d\n' "$f" "$r" "$g"
+  printf '  %-44s %8d %8d\n' "$f" "$r" "$g"
   total_raw=$((total_raw + r))
   total_gz=$((total_gz + g))
 done
-budget_gz=$(($(gz "$OUT/${NAME}_bg.wasm") + $(gz "$OUT/${NAME}.js")))
-printf '  %-32s %8d %8d\n' "total" "$total_raw" "$total_gz"
-printf '  wasm + glue gzip-9: %d of %d bytes budget\n' "$budget_gz" "$BUDGET"
-if ((budget_gz > BUDGET)); then
-  echo "build-client: over the size budget by $((budget_gz - BUDGET)) bytes" >&2
+printf '  %-44s %8d %8d\n' "total" "$total_raw" "$total_gz"
+printf '  everything the script tag loads, gzip-9: %d of %d bytes budget\n' "$total_gz" "$BUDGET"
+if ((total_gz > BUDGET)); then
+  echo "build-client: over the size budget by $((total_gz - BUDGET)) bytes" >&2
   exit 1
 fi
 echo "build-client: ok"
