@@ -12,13 +12,22 @@ import { readFileSync, writeFileSync } from "node:fs";
 
 const [input, output] = process.argv.slice(2);
 const buf = readFileSync(input);
-// The functions every panicking path goes through, by demangled-name pattern.
+// The functions every panicking path goes through, by demangled-name pattern; then the
+// ones only a panic message reaches but that the function table keeps alive (wasm-opt
+// cannot drop a table entry): the payloads' and String's core::fmt trait methods, every
+// Display::fmt (the client formats nothing: its numbers go through cookie::push_decimal),
+// and the allocation-error hook (an out-of-memory aborts either way).
+const C = "(\\[[0-9a-f]+\\])?";
 const SNIP = [
   /^core(\[[0-9a-f]+\])?::panicking::panic_fmt$/,
   /^std(\[[0-9a-f]+\])?::panicking::begin_panic_handler/,
   /^std(\[[0-9a-f]+\])?::panicking::panic_with_hook/,
   /^rust_begin_unwind$/,
   /^__rustc::rust_begin_unwind$/,
+  new RegExp(`^<std${C}::panicking::(panic_handler::(FormatStringPayload|StaticStrPayload)|begin_panic::Payload<[^>]*>) as `),
+  new RegExp(`^<alloc${C}::string::String as core${C}::fmt::Write>::`),
+  new RegExp(` as core${C}::fmt::Display>::fmt$`),
+  new RegExp(`^std${C}::alloc::default_alloc_error_hook$`),
 ];
 
 let p = 0;
