@@ -86,7 +86,7 @@ test-deploy:
 
 test-e2e:
 	@echo "==> suite: end to end in headless Chromium against wrangler dev, and against a failing store (Miniflare)"
-	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs tests/faults-browser.test.mjs
+	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs tests/faults-browser.test.mjs tests/client-cache.test.mjs
 
 tools-vite-app:
 	@test tests/vite-app/node_modules/.package-lock.json -nt tests/vite-app/package-lock.json || { echo "==> npm ci (tests/vite-app)"; (cd tests/vite-app && npm ci --no-audit --no-fund); }
@@ -126,7 +126,7 @@ load: build
 	@node tests/load.mjs 10000 120
 
 clean:
-	rm -rf target edge/build www/herenow/herenow_wasm* .wrangler edge/.wrangler tests/vite-app/dist
+	rm -rf target edge/build www/herenow .wrangler edge/.wrangler tests/vite-app/dist
 
 # Fuzzing (nightly + cargo-fuzz): each target for FUZZ_SECONDS, starting from the committed
 # seeds in fuzz/seeds; new inputs go to fuzz/corpus (ignored), findings to fuzz/artifacts.
