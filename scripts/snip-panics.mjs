@@ -1,6 +1,7 @@
-// Replaces the body of Rust's panic entry points in a .wasm with `unreachable`, so that
-// wasm-opt then drops everything only a panic message needs (core::fmt, the panic hook,
-// the payload boxes, the file paths of panic locations: about a quarter of the client).
+// Replaces the body of Rust's panic entry points in a .wasm with `unreachable`, and of the
+// functions only a panic (or another dead path) reaches but the function table keeps, so
+// that wasm-opt then drops everything only a panic message needs (core::fmt, the panic hook,
+// the payload boxes): about 2.4 KB of the client's 17.5 KB gzip.
 //
 //   node scripts/snip-panics.mjs IN.wasm OUT.wasm
 //
@@ -16,7 +17,8 @@ const buf = readFileSync(input);
 // ones only a panic message reaches but that the function table keeps alive (wasm-opt
 // cannot drop a table entry): the payloads' and String's core::fmt trait methods, every
 // Display::fmt (the client formats nothing: its numbers go through cookie::push_decimal),
-// and the allocation-error hook (an out-of-memory aborts either way).
+// the allocation-error hook (an out-of-memory aborts either way), and js-sys's JSPI task
+// waker (its vtable is only used by spawning a future, which the client never does).
 const C = "(\\[[0-9a-f]+\\])?";
 const SNIP = [
   /^core(\[[0-9a-f]+\])?::panicking::panic_fmt$/,
@@ -28,6 +30,7 @@ const SNIP = [
   new RegExp(`^<alloc${C}::string::String as core${C}::fmt::Write>::`),
   new RegExp(` as core${C}::fmt::Display>::fmt$`),
   new RegExp(`^std${C}::alloc::default_alloc_error_hook$`),
+  /^js_sys::futures::jspi::task_waker::raw_/,
 ];
 
 let p = 0;

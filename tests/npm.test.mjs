@@ -27,7 +27,7 @@ const VERSION = readFileSync(join(ROOT, "Cargo.toml"), "utf8")
   .split(/^\[workspace\.package\]\s*$/m)[1].match(/^version\s*=\s*"([^"]+)"/m)[1];
 const TARBALL = join(NPM_OUT, `herenow-${VERSION}.tgz`);
 const SHIPPED = ["README.md", "herenow.js", "herenow_bg.wasm", "index.d.ts", "index.js", "package.json"];
-const BUDGET = 20480; // what the script tag loads, gzip -9 (as scripts/build-client.sh)
+const BUDGET = 20480; // the wasm plus its glue, gzip -9 (build-client.sh holds these and the loader to it)
 
 const ENV = {
   ...process.env,
