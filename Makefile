@@ -20,7 +20,7 @@ PORT ?= 8787
 
 .PHONY: help tools tools-browser build build-client build-edge dev test \
         test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e test-load load clean \
-        tools-vite-app build-npm test-npm test-dev tools-wrk bench bench-smoke
+        tools-vite-app build-npm test-npm test-client-files test-dev tools-wrk bench bench-smoke
 
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
@@ -49,7 +49,7 @@ dev: build
 	@cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state < /dev/null
 
 test: tools-browser
-	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-e2e test-dev test-load bench-smoke
+	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-client-files test-e2e test-dev test-load bench-smoke
 	@echo "==> all suites passed"
 
 test-fmt:
@@ -86,7 +86,7 @@ test-deploy:
 
 test-e2e:
 	@echo "==> suite: end to end in headless Chromium against wrangler dev, and against a failing store (Miniflare)"
-	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs tests/faults-browser.test.mjs tests/client-cache.test.mjs
+	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs tests/faults-browser.test.mjs
 
 tools-vite-app:
 	@test tests/vite-app/node_modules/.package-lock.json -nt tests/vite-app/package-lock.json || { echo "==> npm ci (tests/vite-app)"; (cd tests/vite-app && npm ci --no-audit --no-fund); }
@@ -97,6 +97,10 @@ build-npm: build-client
 test-npm: build tools-vite-app
 	@echo "==> suite: npm package (pack contents, types, a vite@7 app in Chromium)"
 	@node --test --test-reporter=spec --test-concurrency=1 tests/npm.test.mjs
+
+test-client-files:
+	@echo "==> suite: the client files under wrangler dev (content-hashed names, Cache-Control)"
+	@node --test --test-reporter=spec tests/client-cache.test.mjs
 
 test-dev:
 	@echo "==> suite: make dev serves a live count (Chromium on http://127.0.0.1:$(PORT))"

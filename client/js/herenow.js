@@ -1,3 +1,5 @@
+// Source of www/herenow/herenow.js: scripts/build-client.sh puts the content-hashed names of
+// the glue and .wasm in place of the two file names below, and minifies it.
 // herenow loader. Usage:
 //   <script type="module" src="/herenow/herenow.js" data-site="demo"
 //     [data-endpoint="https://api.example"] [data-page="/path"] [data-cookie="false"]
@@ -5,8 +7,6 @@
 // Finds its own <script> element (module scripts have no document.currentScript), loads the
 // wasm client that sits beside it and starts it. Never throws into the page: a failure is
 // one console warning.
-// Source of www/herenow/herenow.js: scripts/build-client.sh puts the content-hashed names of
-// the glue and .wasm in place of the two file names below, and minifies it.
 const here = import.meta.url;
 (async () => {
   const script =
