@@ -20,7 +20,7 @@ PORT ?= 8787
 
 .PHONY: help tools tools-browser build build-client build-edge dev test \
         test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e test-load load clean \
-        tools-vite-app build-npm test-npm test-client-files test-dev tools-wrk bench bench-smoke
+        tools-vite-app build-npm test-npm test-dev tools-wrk bench bench-smoke
 
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
@@ -98,6 +98,7 @@ test-npm: build tools-vite-app
 	@echo "==> suite: npm package (pack contents, types, a vite@7 app in Chromium)"
 	@node --test --test-reporter=spec --test-concurrency=1 tests/npm.test.mjs
 
+.PHONY: test-client-files
 test-client-files:
 	@echo "==> suite: the client files under wrangler dev (content-hashed names, Cache-Control)"
 	@node --test --test-reporter=spec tests/client-cache.test.mjs
@@ -130,7 +131,7 @@ load: build
 	@node tests/load.mjs 10000 120
 
 clean:
-	rm -rf target edge/build www/herenow .wrangler edge/.wrangler tests/vite-app/dist
+	rm -rf target edge/build www/herenow/herenow_wasm* .wrangler edge/.wrangler tests/vite-app/dist
 
 # Fuzzing (nightly + cargo-fuzz): each target for FUZZ_SECONDS, starting from the committed
 # seeds in fuzz/seeds; new inputs go to fuzz/corpus (ignored), findings to fuzz/artifacts.

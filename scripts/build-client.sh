@@ -10,7 +10,7 @@
 #   www/herenow/herenow.js                    the loader, at the fixed name the tag uses
 #   www/herenow/herenow_wasm.<hash>.js        the glue     } names change with the content,
 #   www/herenow/herenow_wasm_bg.<hash>.wasm   the .wasm    } so they are cached immutable
-# and the same glue and .wasm at stable names in <cargo target dir>/herenow-client/ (for build-npm.sh).
+# and the same glue and .wasm at stable names in target/herenow-client/ (for build-npm.sh).
 # Fails when the three files exceed BUDGET bytes after gzip -9. Assumes the tools are
 # installed (the Makefile does that).
 set -euo pipefail
@@ -25,7 +25,7 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
 TARGET_DIR=${TARGET_DIR:-target}
 WASM_IN="$TARGET_DIR/wasm32-unknown-unknown/release/herenow_client.wasm"
 # The glue and .wasm at stable names, before they are copied under hashed ones into OUT.
-STAGE="$TARGET_DIR/herenow-client"
+STAGE=target/herenow-client
 LOADER=client/js/herenow.js
 
 WASM_BINDGEN=${WASM_BINDGEN_BIN:-wasm-bindgen}

@@ -2,9 +2,8 @@
 # Assembles the npm package `herenow` in target/npm/herenow/ and packs it into
 # target/npm/herenow-<version>.tgz (a stable path: tests/vite-app installs it from there).
 #
-#   target/herenow-client/herenow_wasm.js      -> herenow.js   (the size-checked glue of
-#   target/herenow-client/herenow_wasm_bg.wasm -> herenow_bg.wasm  www/herenow/, under its
-#                                                   stable name; its default wasm URL renamed)
+#   www/herenow/herenow_wasm.js      -> herenow.js       (the size-checked glue, its default
+#   www/herenow/herenow_wasm_bg.wasm -> herenow_bg.wasm   wasm URL renamed to match)
 #   npm/index.js                     -> index.js          (start(): loads the wasm once)
 #   npm/index.d.ts + the client's    -> index.d.ts        (HerenowCount, HerenowOptions from
 #     typescript_custom_section                            client/src/lib.rs, plus the handle)
@@ -17,14 +16,13 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+SRC=target/herenow-client # www/herenow/'s glue and .wasm under stable names (build-client.sh)
 OUT_DIR=target/npm
 PKG=$OUT_DIR/herenow
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 TARGET_DIR=${TARGET_DIR:-target}
 WASM_IN="$TARGET_DIR/wasm32-unknown-unknown/release/herenow_client.wasm"
-# scripts/build-client.sh leaves the glue and .wasm here under stable names.
-SRC="$TARGET_DIR/herenow-client"
 WASM_BINDGEN=${WASM_BINDGEN_BIN:-wasm-bindgen}
 
 for tool in node npm "$WASM_BINDGEN"; do
