@@ -56,7 +56,7 @@ dev: build
 	cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state "$${SITES_VAR[@]}" < /dev/null
 
 test: tools-browser
-	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-e2e test-dev test-load bench-smoke
+	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-client-files test-e2e test-dev test-load bench-smoke
 	@echo "==> all suites passed"
 
 test-fmt:
@@ -110,6 +110,11 @@ build-npm: build-client
 test-npm: build tools-vite-app tools-bundler-apps
 	@echo "==> suite: npm package (pack contents, types, one app built by vite, esbuild, webpack 5 and rollup, in Chromium)"
 	@node --test --test-reporter=spec --test-concurrency=1 tests/npm.test.mjs
+
+.PHONY: test-client-files
+test-client-files:
+	@echo "==> suite: the client files under wrangler dev (content-hashed names, Cache-Control)"
+	@node --test --test-reporter=spec tests/client-cache.test.mjs
 
 test-dev:
 	@echo "==> suite: make dev serves a live count (Chromium on http://127.0.0.1:$(PORT))"

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Builds the browser client into www/herenow/ and checks its size budget.
 #
-#   cargo build (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz (short
-#   import/export names, the glue renamed to match) -> esbuild --minify (the glue)
-#   -> a link check in node -> sizes
+#   cargo build (wasm32, release) -> wasm-bindgen --target web -> the panic paths snipped
+#   (scripts/snip-panics.mjs) -> wasm-opt -Oz (short import/export names, the glue renamed
+#   to match) -> esbuild --minify (the glue) -> a link check in node -> content-hashed names
+#   -> the loader (client/js/herenow.js) with those names, minified -> sizes
 #
-# Output: www/herenow/herenow_wasm.js (glue) + herenow_wasm_bg.wasm, beside the
-# hand-written loader www/herenow/herenow.js. Fails when the .wasm plus its glue exceed
-# BUDGET bytes after gzip -9. Assumes the tools are installed (the Makefile does that).
+# Output, everything the script tag loads (www/herenow/ holds nothing else):
+#   www/herenow/herenow.js                    the loader, at the fixed name the tag uses
+#   www/herenow/herenow_wasm.<hash>.js        the glue     } names change with the content,
+#   www/herenow/herenow_wasm_bg.<hash>.wasm   the .wasm    } so they are cached immutable
+# and the same glue and .wasm at stable names in target/herenow-client/ (for build-npm.sh).
+# Fails when the three files exceed BUDGET bytes after gzip -9. Assumes the tools are
+# installed (the Makefile does that).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,6 +24,9 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 TARGET_DIR=${TARGET_DIR:-target}
 WASM_IN="$TARGET_DIR/wasm32-unknown-unknown/release/herenow_client.wasm"
+# The glue and .wasm at stable names, before they are copied under hashed ones into OUT.
+STAGE=target/herenow-client
+LOADER=client/js/herenow.js
 
 WASM_BINDGEN=${WASM_BINDGEN_BIN:-wasm-bindgen}
 WASM_OPT=${WASM_OPT_BIN:-node_modules/.bin/wasm-opt}
@@ -56,30 +64,36 @@ CORE_Z='profile.release.package.herenow-core.opt-level="z"'
 echo "==> cargo build -p herenow-client --target wasm32-unknown-unknown --release --config '$CORE_Z'"
 cargo build -p herenow-client --target wasm32-unknown-unknown --release --config "$CORE_Z"
 
-echo "==> $WASM_BINDGEN --target web --out-dir $OUT --out-name $NAME"
-mkdir -p "$OUT"
-"$WASM_BINDGEN" --target web --no-typescript --out-dir "$OUT" --out-name "$NAME" "$WASM_IN"
+echo "==> $WASM_BINDGEN --target web --out-dir $STAGE --out-name $NAME"
+mkdir -p "$STAGE"
+"$WASM_BINDGEN" --target web --no-typescript --out-dir "$STAGE" --out-name "$NAME" "$WASM_IN"
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
+echo "==> node scripts/snip-panics.mjs (panic = abort: the message formatting is dead weight)"
+node scripts/snip-panics.mjs "$STAGE/${NAME}_bg.wasm" "$TMP/snipped.wasm"
+mv "$TMP/snipped.wasm" "$STAGE/${NAME}_bg.wasm"
+
 # -Oz, plus short import/export names: wasm-bindgen's hashed names (twice: in the .wasm and
 # in the glue) are about a tenth of the gzipped total. wasm-opt prints the renaming as JSON;
 # the glue is rewritten to match below.
-echo "==> $WASM_OPT -Oz --converge $OUT/${NAME}_bg.wasm"
-"$WASM_OPT" -Oz --converge --strip-producers --strip-target-features \
+# --low-memory-unused: addresses below 1 KiB are the far end of Rust's 1 MiB stack (which
+# grows down from there), never data, so constant offsets can fold into loads (~130 B gzip).
+echo "==> $WASM_OPT -Oz --converge --low-memory-unused $STAGE/${NAME}_bg.wasm"
+"$WASM_OPT" -Oz --converge --low-memory-unused --strip-producers --strip-target-features \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-reference-types --enable-multivalue --enable-mutable-globals \
-  "$OUT/${NAME}_bg.wasm" -o "$TMP/oz.wasm"
+  "$STAGE/${NAME}_bg.wasm" -o "$TMP/oz.wasm"
 echo "==> $WASM_OPT --minify-imports-and-exports-and-modules"
 "$WASM_OPT" --minify-imports-and-exports-and-modules \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-reference-types --enable-multivalue --enable-mutable-globals \
   "$TMP/oz.wasm" -o "$TMP/opt.wasm" >"$TMP/names.json"
-mv "$TMP/opt.wasm" "$OUT/${NAME}_bg.wasm"
+mv "$TMP/opt.wasm" "$STAGE/${NAME}_bg.wasm"
 
 echo "==> renaming the glue's imports and exports to match"
-node --input-type=module - "$TMP/names.json" "$OUT/${NAME}.js" "$OUT/${NAME}_bg.wasm" <<'JS'
+node --input-type=module - "$TMP/names.json" "$STAGE/${NAME}.js" "$STAGE/${NAME}_bg.wasm" <<'JS'
 import { readFileSync, writeFileSync } from "node:fs";
 const [names, gluePath, wasmPath] = process.argv.slice(2);
 const map = JSON.parse(readFileSync(names, "utf8"));
@@ -107,13 +121,13 @@ if (/\bwasm\.(?!\$|[A-Za-z]{1,3}\b)\w{4,}/.test(glue)) throw new Error("an expor
 writeFileSync(gluePath, glue);
 JS
 
-echo "==> $ESBUILD --minify $OUT/${NAME}.js"
-"$ESBUILD" "$OUT/${NAME}.js" --minify --format=esm --target=es2020 --log-level=warning \
+echo "==> $ESBUILD --minify $STAGE/${NAME}.js"
+"$ESBUILD" "$STAGE/${NAME}.js" --minify --format=esm --target=es2020 --log-level=warning \
   --outfile="$TMP/glue.js"
-mv "$TMP/glue.js" "$OUT/${NAME}.js"
+mv "$TMP/glue.js" "$STAGE/${NAME}.js"
 
 echo "==> checking that the glue and the .wasm link"
-node --input-type=module - "$PWD/$OUT/${NAME}.js" "$OUT/${NAME}_bg.wasm" <<'JS'
+node --input-type=module - "$STAGE/${NAME}.js" "$STAGE/${NAME}_bg.wasm" <<'JS'
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 const [glue, wasm] = process.argv.slice(2);
@@ -122,25 +136,48 @@ mod.initSync({ module: readFileSync(wasm) });
 if (typeof mod.start !== "function") throw new Error("start is not exported");
 JS
 
+echo "==> content-hashed names in $OUT, the loader pointing at them"
+hash() { node -e 'process.stdout.write(require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("hex").slice(0, 12))' "$1"; }
+GLUE_FILE="${NAME}.$(hash "$STAGE/${NAME}.js").js"
+WASM_FILE="${NAME}_bg.$(hash "$STAGE/${NAME}_bg.wasm").wasm"
+mkdir -p "$OUT"
+find "$OUT" -maxdepth 1 -type f -delete
+cp "$STAGE/${NAME}.js" "$OUT/$GLUE_FILE"
+cp "$STAGE/${NAME}_bg.wasm" "$OUT/$WASM_FILE"
+node --input-type=module - "$LOADER" "$TMP/loader.js" "$GLUE_FILE" "$WASM_FILE" <<'JS'
+import { readFileSync, writeFileSync } from "node:fs";
+const [src, out, glue, wasm] = process.argv.slice(2);
+let js = readFileSync(src, "utf8");
+for (const [name, hashed] of [["herenow_wasm.js", glue], ["herenow_wasm_bg.wasm", wasm]]) {
+  const lit = JSON.stringify(name);
+  if (js.split(lit).length !== 2) throw new Error(`${src}: expected the literal ${lit} once`);
+  js = js.replace(lit, JSON.stringify(hashed));
+}
+writeFileSync(out, js);
+JS
+"$ESBUILD" "$TMP/loader.js" --minify --format=esm --target=es2020 --log-level=warning \
+  --outfile="$OUT/herenow.js"
+
 gz() { gzip -9 -c "$1" | wc -c | tr -d ' '; }
 raw() { wc -c <"$1" | tr -d ' '; }
 
 echo "==> sizes (bytes)"
-printf '  %-32s %8s %8s\n' file raw gzip-9
+printf '  %-44s %8s %8s\n' file raw gzip-9
 total_raw=0
 total_gz=0
-for f in "$OUT/${NAME}_bg.wasm" "$OUT/${NAME}.js" "$OUT/herenow.js"; do
+for f in "$OUT/herenow.js" "$OUT/$GLUE_FILE" "$OUT/$WASM_FILE"; do
   r=$(raw "$f")
   g=$(gz "$f")
-  printf '  %-32s %8d %8d\n' "$f" "$r" "$g"
+  printf '  %-44s %8d %8d\n' "$f" "$r" "$g"
   total_raw=$((total_raw + r))
   total_gz=$((total_gz + g))
 done
-budget_gz=$(($(gz "$OUT/${NAME}_bg.wasm") + $(gz "$OUT/${NAME}.js")))
-printf '  %-32s %8d %8d\n' "total" "$total_raw" "$total_gz"
-printf '  wasm + glue gzip-9: %d of %d bytes budget\n' "$budget_gz" "$BUDGET"
-if ((budget_gz > BUDGET)); then
-  echo "build-client: over the size budget by $((budget_gz - BUDGET)) bytes" >&2
+printf '  %-44s %8d %8d\n' "total" "$total_raw" "$total_gz"
+# BUDGET holds everything the script tag loads (loader + glue + .wasm), gzip -9. Issue 13's
+# target is 14,336 B; bench/README.md › Client says where the bytes go.
+printf '  everything the script tag loads, gzip-9: %d of %d bytes budget\n' "$total_gz" "$BUDGET"
+if ((total_gz > BUDGET)); then
+  echo "build-client: over the size budget by $((total_gz - BUDGET)) bytes" >&2
   exit 1
 fi
 echo "build-client: ok"

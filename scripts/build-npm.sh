@@ -24,7 +24,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-SRC=www/herenow
+SRC=target/herenow-client # www/herenow/'s glue and .wasm under stable names (build-client.sh)
 OUT_DIR=target/npm
 PKG=$OUT_DIR/herenow
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { startWrangler } from "./lib/wrangler.mjs";
 import { until } from "./lib/miniflare.mjs";
 import { launch, waitText, newWatchedContext, ARTIFACTS } from "./lib/browser.mjs";
+import { clientFiles } from "./lib/client-files.mjs";
 
 const WINDOW_S = 4; // heartbeats every second; a silent tab is gone after 4 s
 const F = (field) => `[data-herenow="${field}"]`;
@@ -298,7 +299,7 @@ describe("demo in Chromium", () => {
     const want = ["default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "connect-src 'self'", "img-src 'self'",
       "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "object-src 'none'"];
     for (const path of ["/", "/about", "/dashboard", "/style.css", "/dashboard.js", "/dev-signin.js",
-      "/demo.js", "/herenow/herenow.js", "/herenow/herenow_wasm.js", "/herenow/herenow_wasm_bg.wasm"]) {
+      "/demo.js", ...Object.values(clientFiles()).map((f) => `/herenow/${f}`)]) {
       const r = await fetch(`${origin}${path}`);
       assert.equal(r.status, 200, path);
       const csp = r.headers.get("content-security-policy") ?? "";

@@ -47,15 +47,19 @@ export async function measureClient(browser, origin, runs) {
         route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body: page(withScript) }));
       await p.addInitScript(() => {
         window.__hn = {};
-        document.addEventListener("herenow:count", () => { window.__hn.count ??= performance.now(); });
+        window.__hn.counted = new Promise((resolve) => document.addEventListener("herenow:count", () => {
+          window.__hn.count ??= performance.now();
+          resolve();
+        }));
       });
       const cdp = await ctx.newCDPSession(p);
       await cdp.send("Performance.enable", { timeDomain: "threadTicks" });
       await p.goto(`${origin}/bench-client.html`, { waitUntil: "load" });
-      if (withScript) {
-        await p.waitForFunction(() => window.__hn.count !== undefined, null, { timeout: 15_000, polling: 20 });
-      }
-      await p.waitForTimeout(300);
+      // One evaluation on both pages, awaiting an in-page promise: polling would itself add
+      // main-thread tasks to the page under test only.
+      await p.evaluate((wait) => (wait ? Promise.race([window.__hn.counted,
+        new Promise((_, reject) => setTimeout(() => reject(new Error("no count within 15 s")), 15_000))]) : null), withScript);
+      await new Promise((resolve) => setTimeout(resolve, 300));
       const { metrics } = await cdp.send("Performance.getMetrics");
       const m = Object.fromEntries(metrics.map((x) => [x.name, x.value]));
       const t = await p.evaluate(() => {
@@ -63,7 +67,7 @@ export async function measureClient(browser, origin, runs) {
         const find = (s) => res.find((e) => e.name.includes(s));
         const loader = find("/herenow/herenow.js");
         const beat = find("/v1/heartbeat");
-        const wasm = find("_bg.wasm");
+        const wasm = find(".wasm");
         return {
           loaderStart: loader?.startTime, loaderEnd: loader?.responseEnd,
           wasmEnd: wasm?.responseEnd, beatStart: beat?.startTime, beatEnd: beat?.responseEnd,

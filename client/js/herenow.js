@@ -1,3 +1,5 @@
+// Source of www/herenow/herenow.js: scripts/build-client.sh puts the content-hashed names of
+// the glue and .wasm in place of the two file names below, and minifies it.
 // herenow loader. Usage:
 //   <script type="module" src="/herenow/herenow.js" data-site="demo"
 //     [data-endpoint="https://api.example"] [data-page="/path"] [data-cookie="false"]
