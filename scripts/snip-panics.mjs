@@ -10,9 +10,9 @@
 // Needs the wasm's name section (wasm-bindgen keeps it; run before wasm-opt). Prints the
 // names it snipped and fails when it finds no panic entry point (names changed: look again).
 import { readFileSync, writeFileSync } from "node:fs";
+import binaryen from "binaryen";
 
 const [input, output] = process.argv.slice(2);
-const buf = readFileSync(input);
 // The functions every panicking path goes through, by demangled-name pattern; then the
 // ones only a panic message reaches but that the function table keeps alive (wasm-opt
 // cannot drop a table entry): the payloads' and String's core::fmt trait methods, every
@@ -33,92 +33,26 @@ const SNIP = [
   /^js_sys::futures::jspi::task_waker::raw_/,
 ];
 
-let p = 0;
-const leb = () => {
-  let r = 0, s = 0, b;
-  do { b = buf[p++]; r += (b & 0x7f) * 2 ** s; s += 7; } while (b & 0x80);
-  return r;
-};
-// Skips a length-prefixed string (p must move only after its length is read).
-const skip = () => { const l = leb(); p += l; };
-const encodeLeb = (n) => {
-  const out = [];
-  do { let b = n & 0x7f; n = Math.floor(n / 128); if (n) b |= 0x80; out.push(b); } while (n);
-  return Buffer.from(out);
-};
-
-if (buf.readUInt32LE(0) !== 0x6d736100) throw new Error(`${input}: not a wasm module`);
-p = 8;
-const sections = [];
-let importedFns = 0;
-const names = new Map();
-while (p < buf.length) {
-  const start = p;
-  const id = buf[p++];
-  const len = leb();
-  const body = p;
-  const end = p + len;
-  sections.push({ id, start, body, end });
-  if (id === 2) {
-    for (let n = leb(), i = 0; i < n; i++) {
-      skip(); // module name
-      skip(); // field name
-      const kind = buf[p++];
-      if (kind === 0) { leb(); importedFns++; }
-      else if (kind === 1) { p++; const f = leb(); leb(); if (f & 1) leb(); }
-      else if (kind === 2) { const f = leb(); leb(); if (f & 1) leb(); }
-      else if (kind === 3) { p += 2; }
-      else { p++; leb(); }
-    }
-  } else if (id === 0) {
-    const nl = leb();
-    const name = buf.subarray(p, p + nl).toString();
-    p += nl;
-    if (name === "name") {
-      while (p < end) {
-        const sub = buf[p++];
-        const sl = leb();
-        const se = p + sl;
-        if (sub === 1) {
-          for (let n = leb(), i = 0; i < n; i++) {
-            const idx = leb();
-            const l = leb();
-            names.set(idx, buf.subarray(p, p + l).toString());
-            p += l;
-          }
-        }
-        p = se;
-      }
-    }
-  }
-  p = end;
-}
-if (!names.size) throw new Error(`${input}: no name section (snip before wasm-opt)`);
-const targets = new Set([...names].filter(([, n]) => SNIP.some((re) => re.test(n))).map(([i]) => i));
-if (!targets.size) throw new Error("no panic entry point found by name: update SNIP in scripts/snip-panics.mjs");
-
-const code = sections.find((s) => s.id === 10);
-p = code.body;
-const parts = [buf.subarray(0, code.start), Buffer.from([10])];
-const bodies = [];
-const count = leb();
-bodies.push(encodeLeb(count));
+// binaryen (the npm package whose wasm-opt the build runs) reads and writes the module; its
+// function names come from the name section wasm-bindgen keeps.
+const mod = binaryen.readBinary(readFileSync(input));
+// The features the build's wasm-opt runs enable (scripts/build-client.sh), no more: with
+// all of them binaryen writes encodings (compact imports) the next step cannot read.
+const F = binaryen.Features;
+mod.setFeatures(F.BulkMemory | F.BulkMemoryOpt | F.NontrappingFPToInt | F.SignExt | F.ReferenceTypes | F.Multivalue | F.MutableGlobals);
 const snipped = [];
-for (let i = 0; i < count; i++) {
-  const size = leb();
-  const fn = buf.subarray(p, p + size);
-  p += size;
-  if (targets.has(importedFns + i)) {
-    // No locals; unreachable; end. Valid for any signature.
-    const stub = Buffer.from([0x00, 0x00, 0x0b]);
-    bodies.push(encodeLeb(stub.length), stub);
-    snipped.push(names.get(importedFns + i));
-  } else {
-    bodies.push(encodeLeb(size), fn);
-  }
+for (let i = 0; i < mod.getNumFunctions(); i++) {
+  const fn = mod.getFunctionByIndex(i);
+  const info = binaryen.getFunctionInfo(fn);
+  // Imports have no body to replace.
+  if (info.module || !SNIP.some((re) => re.test(info.name))) continue;
+  binaryen.Function.setBody(fn, mod.unreachable()); // valid for any signature
+  snipped.push(info.name);
 }
-const codeBody = Buffer.concat(bodies);
-parts.push(encodeLeb(codeBody.length), codeBody, buf.subarray(code.end));
-writeFileSync(output, Buffer.concat(parts));
-new WebAssembly.Module(readFileSync(output)); // still valid
+if (!snipped.length) {
+  throw new Error("no panic entry point found by name (no name section? names changed?): update SNIP in scripts/snip-panics.mjs");
+}
+if (!mod.validate()) throw new Error("the snipped module does not validate");
+writeFileSync(output, mod.emitBinary());
+mod.dispose();
 console.log(`snipped ${snipped.length}: ${snipped.join(", ")}`);
