@@ -34,7 +34,9 @@ async function staticSite() {
   const pages = new Map();
   const port = await freePort();
   const server = createServer((req, res) => {
-    const page = pages.get(new URL(req.url, "http://x").pathname);
+    const path = new URL(req.url, "http://x").pathname;
+    if (path === "/favicon.ico") { res.writeHead(204).end(); return; } // the browser asks; not a failure
+    const page = pages.get(path);
     if (!page) { res.writeHead(404).end("not found"); return; }
     const headers = { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" };
     if (page.csp) headers["content-security-policy"] = page.csp;
