@@ -10,8 +10,7 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 wasm_bindgen_test_configure!(run_in_browser);
 
 /// A refused token answer.
-const REFUSED: &str =
-    "__hn.queue.push({ status: 401, body: { error: { code: 'invalid_token', message: 'token expired' } } })";
+const REFUSED: &str = "__hn.queue.push({ status: 401, body: { error: { code: 'invalid_token', message: 'token expired' } } })";
 
 fn fast() {
     js("__hn.fallback.body.next_heartbeat_ms = 100");
@@ -33,7 +32,10 @@ async fn a_refused_fixed_token_counts_a_guest_with_one_warning() {
         js("return !('member_token' in __hn.calls[1].body)").is_truthy(),
         "resent at once without the token"
     );
-    assert!(wait_for("__hn.calls.length >= 4", 2000).await, "beats go on");
+    assert!(
+        wait_for("__hn.calls.length >= 4", 2000).await,
+        "beats go on"
+    );
     assert!(js("return __hn.calls.slice(1).every(c => !('member_token' in c.body))").is_truthy());
     assert_eq!(warnings(), 1);
     assert!(string("return __hn.warnings[0]").contains("member token refused"));
@@ -51,9 +53,7 @@ async fn a_token_provider_is_asked_again_on_a_401() {
     fast();
     js(REFUSED);
     js("__hn.asked = 0");
-    let h = start(
-        "{ endpoint: '', site: 'demo', memberToken: () => 'tok' + (++__hn.asked) }",
-    );
+    let h = start("{ endpoint: '', site: 'demo', memberToken: () => 'tok' + (++__hn.asked) }");
     assert!(wait_for("__hn.calls.length >= 2", 1000).await);
     assert_eq!(string("return __hn.calls[0].body.member_token"), "tok1");
     assert_eq!(string("return __hn.calls[1].body.member_token"), "tok2");
@@ -104,15 +104,24 @@ async fn navigations_move_the_tab_and_set_page_pins_it() {
     assert!(wait_for("__hn.calls.length === 1", 1000).await);
     let tab = string("return __hn.calls[0].body.tab");
     js("history.pushState({}, '', '/spa-pushed')");
-    assert!(wait_for("__hn.calls.length === 2", 1000).await, "pushState beats at once");
+    assert!(
+        wait_for("__hn.calls.length === 2", 1000).await,
+        "pushState beats at once"
+    );
     assert_eq!(string("return __hn.calls[1].body.page"), "/spa-pushed");
     assert_eq!(string("return __hn.calls[1].body.tab"), tab);
     js("history.replaceState({}, '', '/spa-replaced')");
-    assert!(wait_for("__hn.calls.length === 3", 1000).await, "replaceState beats at once");
+    assert!(
+        wait_for("__hn.calls.length === 3", 1000).await,
+        "replaceState beats at once"
+    );
     assert_eq!(string("return __hn.calls[2].body.page"), "/spa-replaced");
 
     h.set_page("/chosen".into());
-    assert!(wait_for("__hn.calls.length === 4", 1000).await, "setPage beats at once");
+    assert!(
+        wait_for("__hn.calls.length === 4", 1000).await,
+        "setPage beats at once"
+    );
     assert_eq!(string("return __hn.calls[3].body.page"), "/chosen");
     h.set_page("nope".into()); // not a path: ignored
     js("history.pushState({}, '', '/spa-ignored')");

@@ -650,7 +650,10 @@ mod tests {
             r.header_value("access-control-allow-origin"),
             Some("http://evil.example")
         );
-        let message = json(&r)["error"]["message"].as_str().unwrap_or("").to_owned();
+        let message = json(&r)["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         for part in ["http://evil.example", "\"demo\"", "SITES"] {
             assert!(message.contains(part), "{message}");
         }
