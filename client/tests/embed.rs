@@ -59,6 +59,8 @@ async fn a_token_provider_is_asked_again_on_a_401() {
     assert_eq!(string("return __hn.calls[1].body.member_token"), "tok2");
     assert_eq!(warnings(), 1);
 
+    h.stop();
+
     // A provider that keeps giving the refused token: that heartbeat goes as a guest's.
     install();
     fast();
@@ -66,7 +68,6 @@ async fn a_token_provider_is_asked_again_on_a_401() {
     let h2 = start("{ endpoint: '', site: 'demo', memberToken: () => 'same.bad.tok' }");
     assert!(wait_for("__hn.calls.length >= 3", 2000).await);
     assert!(js("return __hn.calls.slice(1).every(c => !('member_token' in c.body))").is_truthy());
-    h.stop();
     h2.stop();
     assert_nothing_thrown();
 }
