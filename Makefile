@@ -92,8 +92,8 @@ test-deploy:
 	@echo "deploy dry-run: 1 passed, 0 failed"
 
 test-e2e:
-	@echo "==> suite: end to end in headless Chromium against wrangler dev, and against a failing store (Miniflare)"
-	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs tests/faults-browser.test.mjs
+	@echo "==> suite: end to end in headless Chromium against wrangler dev (the demo, and the README's embed from a second origin), and against a failing store (Miniflare)"
+	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs tests/embed.test.mjs tests/faults-browser.test.mjs
 
 tools-vite-app:
 	@test tests/vite-app/node_modules/.package-lock.json -nt tests/vite-app/package-lock.json || { echo "==> npm ci (tests/vite-app)"; (cd tests/vite-app && npm ci --no-audit --no-fund); }

@@ -9,6 +9,11 @@ export interface HerenowHandle {
    * when none has arrived yet; rejects with an Error when that request fails.
    */
   count(): Promise<HerenowCount>;
+  /**
+   * Counts this tab on `path` from now on, with a heartbeat at once: for routers that say
+   * where they are. Stops following `location`; a path not starting with `/` is ignored.
+   */
+  setPage(path: string): void;
   /** Stops for good: sends a leave, removes the listeners, cancels the timer and any fetch. */
   stop(): void;
 }

@@ -17,7 +17,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-BUDGET=20480
+# Raised from 20480 by the embed features of issue 13 (SPA, watch-only, member-token
+# fallback, cookie renewal: +1,516 B wasm, +38 B glue gzip); the size work of issue 13 owns this number.
+BUDGET=21888
 OUT=www/herenow
 NAME=herenow_wasm
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |

@@ -1,5 +1,5 @@
-// herenow dashboard: polls GET /v1/count and GET /v1/online for one site (?site=, default
-// "demo") and draws the counts, a hand-made SVG chart of the last 30 minutes, the pages and
+// herenow dashboard: watches one site (?site=, default "demo") with the herenow client in
+// watch-only mode, reads GET /v1/online with each count, and draws the counts, a hand-made SVG chart of the last 30 minutes, the pages and
 // members tables and the badge. Same origin only; no inline styles (the CSP forbids them):
 // everything visual is a class from style.css or an SVG presentation attribute.
 
@@ -33,59 +33,56 @@ function addSample(online) {
   try { sessionStorage.setItem(STORE_KEY, JSON.stringify(history)); } catch { /* full or blocked: memory only */ }
 }
 
-// ---------------------------------------------------------------- fetching
+// ---------------------------------------------------------------- counts
+// The counts come from the herenow client itself, watching only (data-track="false": no
+// heartbeat, no cookie), at the server's interval while this tab is visible; the members
+// list is read with each count.
 async function getJSON(path) {
   const r = await fetch(path, { cache: "no-store", headers: { accept: "application/json" } });
-  let body = null;
-  try { body = await r.json(); } catch { /* not JSON */ }
-  if (!r.ok) {
-    const err = new Error(body?.error?.message || `HTTP ${r.status}`);
-    err.status = r.status;
-    err.retryAfterMs = (Number(r.headers.get("retry-after")) || 0) * 1000;
-    throw err;
-  }
-  return body;
+  if (!r.ok) throw new Error(`HTTP ${r.status}`);
+  return r.json();
 }
 
-let pollMs = 2000;
-let failures = 0;
-let timer = 0;
-let last = null; // the last count
+let pollMs = 2000; // the server's interval, from each count
+let watchdog = 0;
 let lastOnlineShown = null;
 
-async function poll() {
-  clearTimeout(timer);
+/** No count for a while: the client is backing off (it says why in the console). */
+function armWatchdog() {
+  clearTimeout(watchdog);
+  const ms = Math.max(10_000, 3 * pollMs);
+  watchdog = setTimeout(() => setStatus(`No count from the API for ${Math.round(ms / 1000)} s; retrying.`, true), ms);
+}
+
+async function onCount(count) {
+  if (typeof count?.next_heartbeat_ms === "number") pollMs = count.next_heartbeat_ms;
+  armWatchdog();
+  addSample(count.online);
+  if (!statusOk) setStatus(`Live: updating every ${pollMs / 1000} s.`, false);
+  renderStats(count);
+  renderChart();
+  renderPages(count.pages || []);
+  renderBadge(count);
+  renderDefinition(count);
   try {
-    const [count, online] = await Promise.all([
-      getJSON(`/v1/count?${siteQ}`),
-      // A site that keeps its member names private answers 401/403 (no read key here).
-      getJSON(`/v1/online?${siteQ}`).catch((e) => {
-        if (e.status === 401 || e.status === 403) return { private: true };
-        throw e;
-      }),
-    ]);
-    if (typeof count?.window_s === "number") {
-      // A few samples per presence window, between 1 and 5 s.
-      pollMs = Math.min(5000, Math.max(1000, Math.round((count.window_s * 1000) / 4)));
-    }
-    last = count;
-    addSample(count.online);
-    if (failures > 0 || !statusOk) setStatus(`Live: polling every ${pollMs / 1000} s.`, false);
-    failures = 0;
-    renderStats(count);
-    renderChart();
-    renderPages(count.pages || []);
+    // A site that keeps its member names private answers 401/403 (no read key here).
+    const online = await getJSON(`/v1/online?${siteQ}`).catch((e) => {
+      if (e.status === 401 || e.status === 403) return { private: true };
+      throw e;
+    });
     renderMembers(online?.private ? null : online?.members || []);
-    renderBadge(count);
-    renderDefinition(count);
-    timer = setTimeout(poll, pollMs);
-  } catch (err) {
-    failures += 1;
-    const delay = Math.max(err.retryAfterMs || 0, Math.min(30_000, pollMs * 2 ** Math.min(failures, 5)));
-    const what = err.status ? `The API answered ${err.status}: ${err.message}` : "The API cannot be reached";
-    setStatus(`${what}. Retrying in ${Math.round(delay / 1000)} s.`, true);
-    timer = setTimeout(poll, delay);
-  }
+  } catch { /* the next count tries again */ }
+}
+
+function watch() {
+  document.addEventListener("herenow:count", (e) => onCount(e.detail));
+  const s = document.createElement("script");
+  s.type = "module";
+  s.src = "/herenow/herenow.js";
+  s.dataset.site = SITE;
+  s.dataset.track = "false";
+  document.head.append(s);
+  armWatchdog();
 }
 
 let statusOk = false;
@@ -322,7 +319,7 @@ function setup() {
     raf = requestAnimationFrame(renderChart);
   }).observe($("#chart"));
   renderChart();
-  poll();
+  watch();
 }
 
 setup();

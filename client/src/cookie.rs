@@ -10,8 +10,10 @@ use crate::web::{document, global, prop};
 
 /// The cookie's name.
 pub const COOKIE_NAME: &str = "herenow_vid";
-/// The cookie's default `Max-Age`: one year, in seconds.
-pub const DEFAULT_MAX_AGE_S: u32 = 365 * 24 * 60 * 60;
+/// The cookie's default `Max-Age`: 30 minutes, in seconds. Counting needs the id only while
+/// the visitor's tabs are open; each heartbeat renews it (see [`store`]), so it expires half
+/// an hour after the last one.
+pub const DEFAULT_MAX_AGE_S: u32 = 30 * 60;
 
 /// The first valid visitor id among the `herenow_vid` entries of a `document.cookie`
 /// string; malformed or foreign values are skipped.
@@ -96,6 +98,18 @@ pub fn uses_cookie(mode: CookieMode) -> bool {
     }
 }
 
+/// Stores `id` in the cookie for `max_age_s` more seconds (also how a heartbeat renews it).
+pub fn store(id: &str, max_age_s: u32) {
+    if let Some(doc) = document() {
+        // Sandboxed documents throw here; the id then lives in memory.
+        let _ = Reflect::set(
+            &doc,
+            &JsValue::from_str("cookie"),
+            &JsValue::from_str(&cookie_string(id, max_age_s, is_https())),
+        );
+    }
+}
+
 /// The visitor id for this page: the cookie's when it holds a valid one (its `Max-Age` is
 /// renewed), else a fresh one that is stored; with cookies off, a fresh one in memory only.
 ///
@@ -109,14 +123,7 @@ pub fn visitor_id(mode: CookieMode, max_age_s: u32) -> Result<String, Error> {
         Some(id) => id,
         None => new_visitor_id()?,
     };
-    if let Some(doc) = document() {
-        // Sandboxed documents throw here; the id then lives in memory.
-        let _ = Reflect::set(
-            &doc,
-            &JsValue::from_str("cookie"),
-            &JsValue::from_str(&cookie_string(&id, max_age_s, is_https())),
-        );
-    }
+    store(&id, max_age_s);
     Ok(id)
 }
 
@@ -150,7 +157,7 @@ mod tests {
     fn cookie_strings() {
         assert_eq!(
             cookie_string(ID, DEFAULT_MAX_AGE_S, false),
-            format!("herenow_vid={ID}; Path=/; Max-Age=31536000; SameSite=Lax")
+            format!("herenow_vid={ID}; Path=/; Max-Age=1800; SameSite=Lax")
         );
         assert_eq!(
             cookie_string(ID, 60, true),

@@ -46,14 +46,16 @@ export interface HerenowOptions {
   endpoint: string;
   /** The site name. */
   site: string;
-  /** The page path counted (default: location.pathname). */
+  /** The page path counted; pins it (default: location.pathname, following same-document navigations). */
   page?: string;
   /** A member token, or a (possibly async) function returning one. */
   memberToken?: string | (() => string | null | undefined | Promise<string | null | undefined>);
   /** false: keep the visitor id in memory only (default: a cookie unless Global Privacy Control). */
   cookie?: boolean;
-  /** The cookie's Max-Age in seconds (default one year). */
+  /** The cookie's Max-Age in seconds, renewed by each heartbeat (default 1800: 30 minutes). */
   cookieMaxAge?: number;
+  /** false: watch only: show the counts without being counted (no heartbeat, no cookie). */
+  track?: boolean;
   /** Called with every count. */
   onCount?: (count: HerenowCount) => void;
 }
@@ -77,6 +79,13 @@ impl Handle {
         self.client.fetch_count().unchecked_into()
     }
 
+    /// Counts this tab on `path` from now on (a heartbeat at once), for routers that say
+    /// where they are; stops following `location`. A path not starting with `/` is ignored.
+    #[wasm_bindgen(js_name = setPage)]
+    pub fn set_page(&self, path: String) {
+        self.client.set_page(path);
+    }
+
     /// Stops for good: sends a leave, removes the listeners, cancels the timer and any fetch.
     pub fn stop(&self) {
         self.client.feed(Event::Stop);
@@ -84,7 +93,7 @@ impl Handle {
 }
 
 /// Starts counting this page: `start({ endpoint, site, page?, memberToken?, cookie?,
-/// cookieMaxAge?, onCount? })`. Resolves to a [`Handle`]; rejects with a JS `Error` naming
+/// cookieMaxAge?, onCount?, track? })`. Resolves to a [`Handle`]; rejects with a JS `Error` naming
 /// the missing or invalid option (or a missing browser feature). Never throws.
 #[wasm_bindgen(unchecked_return_type = "Promise<Handle>")]
 pub fn start(

@@ -4,6 +4,16 @@
 //! Never registers `unload` or `beforeunload` (they would keep the page out of the
 //! back/forward cache). Listeners, the timer and the fetch in flight are owned by the
 //! [`Client`] and go away with [`Action::Detach`] (on `stop()`).
+//!
+//! Unless a page was given, the client follows same-document navigations: the Navigation
+//! API's `currententrychange` where the browser has it (every current engine), else
+//! `popstate` and the `herenow:navigate` event that the script tag's loader dispatches from
+//! its wrappers of `history.pushState`/`replaceState` (which fire no event of their own).
+//! Those wrappers live in the loader because in Rust they cost about 1 KB of gzip.
+//!
+//! Watch-only (`track: false`) runs the same machine, but its heartbeats are
+//! `GET /v1/count` and its beacons are skipped: counts at the server's interval while
+//! visible, nothing while hidden, no visitor id and no cookie.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -50,10 +60,24 @@ fn now_ms() -> u64 {
     now
 }
 
+/// The page path of `location`, or `/`.
+fn location_path() -> String {
+    prop(&global("location"), "pathname")
+        .as_string()
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or_else(|| String::from("/"))
+}
+
 /// What changes while the client runs.
 #[derive(Default)]
 struct State {
     machine: Machine,
+    /// The page path counted.
+    page: String,
+    /// Whether the page follows `location` (no page given, no `setPage` yet).
+    follow: bool,
+    /// The member token the server last refused (401): never sent again.
+    refused_token: Option<String>,
     schedule: Schedule,
     abort: Option<AbortController>,
     listeners: Vec<Listener>,
@@ -67,8 +91,13 @@ struct State {
 pub struct Client {
     endpoint: String,
     site: String,
-    page: String,
+    /// Empty when watching only.
     visitor: String,
+    /// Counted (`true`) or watching only.
+    track: bool,
+    /// The cookie's `Max-Age` when the visitor id lives in the cookie (renewed by each
+    /// heartbeat), `None` when it lives in memory.
+    cookie_max_age: Option<u32>,
     tab: String,
     member_token: MemberToken,
     on_count: Option<Function>,
@@ -79,8 +108,8 @@ impl core::fmt::Debug for Client {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Client")
             .field("site", &self.site)
-            .field("page", &self.page)
             .field("tab", &self.tab)
+            .field("track", &self.track)
             .finish_non_exhaustive()
     }
 }
@@ -98,23 +127,31 @@ impl Client {
         }
         let window: EventTarget = window.unchecked_into();
         let document = web::document().ok_or_else(|| Error::new("needs a document"))?;
-        let visitor = cookie::visitor_id(options.cookie, options.cookie_max_age)?;
+        let track = options.track;
+        let visitor = if track {
+            cookie::visitor_id(options.cookie, options.cookie_max_age)?
+        } else {
+            String::new()
+        };
+        let cookie_max_age =
+            (track && cookie::uses_cookie(options.cookie)).then_some(options.cookie_max_age);
         let tab = ids::new_tab_id()?;
-        let page = options.page.unwrap_or_else(|| {
-            prop(&prop(&window, "location"), "pathname")
-                .as_string()
-                .filter(|p| p.starts_with('/'))
-                .unwrap_or_else(|| String::from("/"))
-        });
+        let follow = options.page.is_none();
+        let page = options.page.unwrap_or_else(location_path);
         let client = Rc::new(Self {
             endpoint: options.endpoint,
             site: options.site,
-            page,
             visitor,
+            track,
+            cookie_max_age,
             tab,
             member_token: options.member_token,
             on_count: options.on_count,
-            state: RefCell::new(State::default()),
+            state: RefCell::new(State {
+                page,
+                follow,
+                ..State::default()
+            }),
         });
 
         let doc_target: &EventTarget = document.as_ref();
@@ -124,7 +161,7 @@ impl Client {
                 let document = document.clone();
                 Listener::new(target, kind, move |e| me.feed(make(&e, &document)))
             };
-        let listeners = vec![
+        let mut listeners = vec![
             on(doc_target, "visibilitychange", |_, d| Event::Visibility {
                 visible: is_visible(d),
             }),
@@ -140,6 +177,19 @@ impl Client {
                 visible: is_visible(d),
             }),
         ];
+        if follow {
+            let navigation = global("navigation");
+            // The loader's wrappers of pushState/replaceState say `herenow:navigate`.
+            let follow_on: &[(&EventTarget, &'static str)] = if navigation.is_object() {
+                &[(navigation.unchecked_ref(), "currententrychange")]
+            } else {
+                &[(&window, "popstate"), (&window, "herenow:navigate")]
+            };
+            for &(target, kind) in follow_on {
+                let me = Rc::clone(&client);
+                listeners.push(Listener::new(target, kind, move |_| me.follow_location()));
+            }
+        }
         if let Ok(mut s) = client.state.try_borrow_mut() {
             s.listeners = listeners;
         }
@@ -163,8 +213,36 @@ impl Client {
 
     /// The page path counted.
     #[must_use]
-    pub fn page(&self) -> &str {
-        &self.page
+    pub fn page(&self) -> String {
+        self.with(|s| s.page.clone()).unwrap_or_default()
+    }
+
+    /// Counts this tab on `path` from now on, and stops following `location`; a path that
+    /// does not start with `/` is ignored (the server would refuse it).
+    pub fn set_page(self: &Rc<Self>, path: String) {
+        if path.starts_with('/') {
+            self.with(|s| s.follow = false);
+            self.move_to(path);
+        }
+    }
+
+    /// A same-document navigation happened: moves to `location`'s path when following.
+    fn follow_location(self: &Rc<Self>) {
+        if self.with(|s| s.follow) == Some(true) {
+            self.move_to(location_path());
+        }
+    }
+
+    /// Counts this tab on `path`: a heartbeat at once when it changed.
+    fn move_to(self: &Rc<Self>, path: String) {
+        let moved = self.with(|s| {
+            let moved = s.page != path;
+            s.page = path;
+            moved
+        });
+        if moved == Some(true) {
+            self.feed(Event::Navigate);
+        }
     }
 
     /// The last count object received, if any.
@@ -177,7 +255,7 @@ impl Client {
     /// rejected with a JS `Error` on failure.
     #[must_use]
     pub fn fetch_count(&self) -> transport::JsPromise {
-        transport::get_count(&self.endpoint, &self.site, Some(&self.page))
+        transport::get_count(&self.endpoint, &self.site, Some(&self.page()))
     }
 
     /// Feeds one event to the state machine and carries out its actions.
@@ -197,7 +275,9 @@ impl Client {
 
     fn act(self: &Rc<Self>, action: Action) {
         match action {
-            Action::Heartbeat { seq } => self.heartbeat(seq),
+            Action::Heartbeat { seq } if !self.track => self.watch(seq),
+            Action::Heartbeat { seq } => self.heartbeat(seq, 0),
+            Action::BeaconIdle | Action::BeaconLeave if !self.track => {}
             Action::BeaconIdle => self.beacon("/v1/heartbeat", TabState::Idle),
             Action::BeaconLeave => self.beacon("/v1/leave", TabState::Idle),
             Action::Schedule { delay_ms } => {
@@ -232,23 +312,28 @@ impl Client {
         }
     }
 
-    fn beat<'a>(&'a self, state: TabState, member_token: Option<&'a str>) -> Beat<'a> {
+    /// The JSON body of a heartbeat, idle or leave for the current page.
+    fn body(&self, state: TabState, member_token: Option<&str>) -> String {
         Beat {
             site: &self.site,
             visitor: &self.visitor,
             tab: &self.tab,
-            page: &self.page,
+            page: &self.page(),
             state,
             member_token,
         }
+        .to_json()
     }
 
     fn beacon(&self, path: &str, state: TabState) {
-        let token = match &self.member_token {
-            MemberToken::Fixed(t) => Some(t.clone()),
-            _ => self.with(|s| s.token.clone()).flatten(),
-        };
-        let body = self.beat(state, token.as_deref()).to_json();
+        let token = self
+            .with(|s| match &self.member_token {
+                MemberToken::Fixed(t) if s.refused_token.as_ref() != Some(t) => Some(t.clone()),
+                MemberToken::Fixed(_) => None,
+                _ => s.token.clone(),
+            })
+            .flatten();
+        let body = self.body(state, token.as_deref());
         transport::beacon(&transport::url(&self.endpoint, path), &body);
     }
 
@@ -259,16 +344,33 @@ impl Client {
             .is_ok_and(|s| s.machine.in_flight() == Some(seq))
     }
 
+    /// Watch-only's heartbeat `seq`: a count of the current page, fed back as its outcome.
+    fn watch(self: &Rc<Self>, seq: u32) {
+        let me = Rc::clone(self);
+        let _ = transport::count(
+            &self.endpoint,
+            &self.site,
+            Some(&self.page()),
+            Box::new(move |result| {
+                me.finish(seq, result, None, 0);
+                JsValue::UNDEFINED
+            }),
+        );
+    }
+
     /// Sends heartbeat `seq`: resolves the member token (a provider may return a promise;
     /// one that throws or rejects gives none), POSTs, then publishes the count and feeds
-    /// the outcome back.
-    fn heartbeat(self: &Rc<Self>, seq: u32) {
+    /// the outcome back. `tries` counts the member tokens refused for this heartbeat: a
+    /// refused token is never sent again, a provider is asked again once, and after a
+    /// second refusal the heartbeat goes as a guest's.
+    fn heartbeat(self: &Rc<Self>, seq: u32, tries: u8) {
         let controller = AbortController::new().ok();
         let signal = controller.as_ref().map(AbortController::signal);
         if let Some(Some(old)) = self.with(|s| core::mem::replace(&mut s.abort, controller)) {
             old.abort();
         }
         let token = match &self.member_token {
+            _ if tries >= 2 => JsValue::UNDEFINED,
             MemberToken::None => JsValue::UNDEFINED,
             MemberToken::Fixed(t) => JsValue::from_str(t),
             MemberToken::Provider(f) => f.call0(&JsValue::UNDEFINED).unwrap_or(JsValue::UNDEFINED),
@@ -277,22 +379,27 @@ impl Client {
         let _ = transport::settle(
             &token,
             Box::new(move |token| {
-                let token = token
-                    .ok()
-                    .and_then(|t| t.as_string())
-                    .filter(|t| !t.is_empty());
-                me.with(|s| s.token.clone_from(&token));
+                let token = me
+                    .with(|s| {
+                        let token = token
+                            .ok()
+                            .and_then(|t| t.as_string())
+                            .filter(|t| !t.is_empty() && s.refused_token.as_ref() != Some(t));
+                        s.token.clone_from(&token);
+                        token
+                    })
+                    .flatten();
                 if !me.is_current(seq) {
                     return JsValue::UNDEFINED;
                 }
-                let body = me.beat(TabState::Active, token.as_deref()).to_json();
+                let body = me.body(TabState::Active, token.as_deref());
                 let init = transport::post_init(&body, signal.as_ref());
                 let url = transport::url(&me.endpoint, "/v1/heartbeat");
                 transport::request(
                     &url,
                     &init,
                     Box::new(move |result| {
-                        me.finish(seq, result);
+                        me.finish(seq, result, token, tries);
                         JsValue::UNDEFINED
                     }),
                 )
@@ -301,13 +408,35 @@ impl Client {
         );
     }
 
-    fn finish(self: &Rc<Self>, seq: u32, result: Result<JsValue, transport::Failure>) {
+    /// The outcome of heartbeat `seq`, sent with member `token` on try `tries`.
+    fn finish(
+        self: &Rc<Self>,
+        seq: u32,
+        result: Result<JsValue, transport::Failure>,
+        token: Option<String>,
+        tries: u8,
+    ) {
         if !self.is_current(seq) {
             return;
         }
         self.with(|s| s.abort = None);
         match result {
+            // A refused member token (expired, wrong key): counted as a guest, not dropped.
+            Err(failure) if failure.status == 401 && token.is_some() => {
+                // One warning: at the first refusal.
+                if self.with(|s| s.refused_token.replace(token.unwrap_or_default()).is_none())
+                    == Some(true)
+                {
+                    let _ = console_warn(
+                        "herenow: member token refused (HTTP 401), counting this visitor as a guest",
+                    );
+                }
+                self.heartbeat(seq, tries + 1);
+            }
             Ok(count) => {
+                if let Some(max_age_s) = self.cookie_max_age {
+                    cookie::store(&self.visitor, max_age_s);
+                }
                 let next_heartbeat_ms = prop(&count, "next_heartbeat_ms").as_f64();
                 let window_s = prop(&count, "window_s").as_f64();
                 self.with(|s| s.last_count = Some(count.clone()));

@@ -46,6 +46,9 @@ pub struct Options {
     pub cookie_max_age: u32,
     /// Called with every count object.
     pub on_count: Option<Function>,
+    /// `false` (`track: false`): watch only: show the counts without being counted (no
+    /// heartbeat, no beacon, no cookie).
+    pub track: bool,
 }
 
 /// Checks an endpoint: empty (same origin), a path from the root (or a protocol-relative
@@ -89,7 +92,7 @@ fn optional<T>(
 }
 
 impl Options {
-    /// Reads `{endpoint, site, page?, memberToken?, cookie?, cookieMaxAge?, onCount?}`.
+    /// Reads `{endpoint, site, page?, memberToken?, cookie?, cookieMaxAge?, onCount?, track?}`.
     ///
     /// # Errors
     /// A message naming the first missing or invalid field.
@@ -172,6 +175,13 @@ impl Options {
             "options.onCount must be a function",
         )?;
 
+        let track = optional(
+            prop(value, "track"),
+            JsValue::as_bool,
+            "options.track must be true or false",
+        )?
+        .unwrap_or(true);
+
         Ok(Self {
             endpoint,
             site,
@@ -180,6 +190,7 @@ impl Options {
             cookie,
             cookie_max_age,
             on_count,
+            track,
         })
     }
 }

@@ -124,6 +124,8 @@ pub fn url(endpoint: &str, path: &str) -> String {
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    /// The HTTP status, or 0 when no answer was read (network error, abort).
+    pub status: u16,
     /// A `Retry-After` to honour (from a 429 or 503), in milliseconds.
     pub retry_after_ms: Option<u32>,
     /// What went wrong, for the one warning per failure streak.
@@ -167,6 +169,7 @@ fn outcome(response: &Response, body: Option<JsValue>) -> Result<JsValue, Failur
         message.push_str(&detail);
     }
     Err(Failure {
+        status,
         retry_after_ms,
         error: Error::with_detail("the server answered", Some(&message)),
     })
@@ -185,6 +188,7 @@ pub fn request(
         &fetched,
         Box::new(move |settled| match settled {
             Err(e) => done(Err(Failure {
+                status: 0,
                 retry_after_ms: None,
                 error: Error::with_js("request failed", &e),
             })),
@@ -218,6 +222,24 @@ pub fn post_init(body: &str, signal: Option<&AbortSignal>) -> Object {
 /// a JS `Error` on failure.
 #[must_use]
 pub fn get_count(endpoint: &str, site: &str, page: Option<&str>) -> JsPromise {
+    count(
+        endpoint,
+        site,
+        page,
+        Box::new(|result| match result {
+            Ok(count) => count,
+            Err(failure) => reject(failure.error).into(),
+        }),
+    )
+}
+
+/// `GET {endpoint}/v1/count?site=…[&page=…]`, calling `done` as [`request`] does.
+pub fn count(
+    endpoint: &str,
+    site: &str,
+    page: Option<&str>,
+    done: Box<dyn FnOnce(Result<JsValue, Failure>) -> JsValue>,
+) -> JsPromise {
     let mut u = url(endpoint, "/v1/count?site=");
     u.push_str(&String::from(js_sys::encode_uri_component(site)));
     if let Some(page) = page {
@@ -226,12 +248,5 @@ pub fn get_count(endpoint: &str, site: &str, page: Option<&str>) -> JsPromise {
     }
     let init = Object::new();
     set(&init, "cache", &JsValue::from_str("no-store"));
-    request(
-        &u,
-        &init,
-        Box::new(|result| match result {
-            Ok(count) => count,
-            Err(failure) => reject(failure.error).into(),
-        }),
-    )
+    request(&u, &init, done)
 }

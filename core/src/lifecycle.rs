@@ -17,7 +17,10 @@
 //!   `Retry-After` and, `Retry-After` aside, never later than the server's window less one
 //!   interval (so a client rejoins within one window of an outage's end), and the first
 //!   failure of a streak asks for one warning;
-//! - stop: a leave beacon (unless already left), everything cancelled, listeners detached.
+//! - stop: a leave beacon (unless already left), everything cancelled, listeners detached;
+//! - a same-document navigation (the page path changed): a heartbeat at once when active
+//!   (so per-page counts follow within one round trip), an idle beacon when hidden; while a
+//!   failure streak or a `Retry-After` hold lasts, the next retry carries the new page.
 
 use crate::backoff::{Backoff, heartbeat_delay_ms};
 
@@ -71,6 +74,9 @@ pub enum Event {
         /// A `Retry-After` to honour (429/503 only), in milliseconds.
         retry_after_ms: Option<u32>,
     },
+    /// The page path changed without a new document (`pushState`, `popstate`, the
+    /// Navigation API, or `setPage`); the client already uses the new path.
+    Navigate,
     /// The host page called `stop()`.
     Stop,
 }
@@ -234,6 +240,12 @@ impl Machine {
                 }
             }
             (Phase::Active, Event::TimerFired) => self.heartbeat(&mut out),
+            // During a failure streak (and any `Retry-After` hold) the pending retry goes on.
+            (Phase::Active, Event::Navigate) if self.backoff.failures() == 0 => {
+                out.push(Action::CancelTimer);
+                self.heartbeat(&mut out);
+            }
+            (Phase::Hidden, Event::Navigate) => out.push(Action::BeaconIdle),
             (
                 _,
                 Event::BeatOk {
@@ -626,6 +638,40 @@ mod tests {
         );
         let _ = m.handle(HIDDEN, 32_000, 0.5);
         assert_eq!(m.handle(VISIBLE, 33_000, 0.5), [Heartbeat { seq: 3 }]);
+    }
+
+    #[test]
+    fn a_navigation_beats_at_once_when_active_and_beacons_idle_when_hidden() {
+        let mut m = started();
+        // While the first heartbeat is in flight: a new one replaces it (its outcome is stale).
+        assert_eq!(
+            m.handle(Event::Navigate, 1, 0.5),
+            [CancelTimer, Heartbeat { seq: 2 }]
+        );
+        assert_eq!(m.handle(ok(1, 1_000.0), 2, 0.5), []);
+        assert_eq!(
+            m.handle(ok(2, 1_000.0), 3, 0.5),
+            [Schedule { delay_ms: 1_000 }]
+        );
+        assert_eq!(
+            m.handle(Event::Navigate, 4, 0.5),
+            [CancelTimer, Heartbeat { seq: 3 }]
+        );
+        assert_eq!(m.handle(HIDDEN, 5, 0.5), [CancelTimer, BeaconIdle]);
+        assert_eq!(m.handle(Event::Navigate, 6, 0.5), [BeaconIdle]);
+        let _ = m.handle(Event::PageHide { persisted: true }, 7, 0.5);
+        assert_eq!(m.handle(Event::Navigate, 8, 0.5), []);
+    }
+
+    #[test]
+    fn a_navigation_during_a_failure_streak_waits_for_the_retry() {
+        let mut m = started();
+        let _ = m.handle(failed(1, Some(5_000)), 10, 0.5);
+        assert_eq!(m.handle(Event::Navigate, 20, 0.5), []);
+        let mut m = started();
+        let _ = m.handle(failed(1, None), 10, 0.5);
+        assert_eq!(m.handle(Event::Navigate, 20, 0.5), []);
+        assert_eq!(m.handle(Event::TimerFired, 30, 0.5), [Heartbeat { seq: 2 }]);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::cell::RefCell;
 
 use herenow_core::engine::{Member, Presence};
 use herenow_core::limits::Limiter;
-use herenow_core::protocol::{MAX_BODY_BYTES, normalize_page, parse_beat, validate_site};
+use herenow_core::protocol::{
+    BeatResponse, MAX_BODY_BYTES, normalize_page, parse_beat, validate_site,
+};
 use herenow_core::service::Service;
 use herenow_core::store::Store;
 use herenow_core::token;
@@ -227,11 +229,21 @@ impl App {
         now: u64,
         req: &HttpRequest,
     ) -> HttpResponse {
-        let resp = match self.route(store, now, req).await {
-            Ok(r) => r,
-            Err(e) => HttpResponse::from_error(&e),
-        };
-        self.with_cors(req, resp)
+        match self.route(store, now, req).await {
+            Ok(r) => self.with_cors(req, r),
+            // A page whose origin is refused may read why (its message names the fix), so
+            // the client can say it: CORS on this answer only, which records nothing.
+            Err(e) if e.code() == "origin_not_allowed" && req.method != "OPTIONS" => {
+                let resp = self.with_cors(req, HttpResponse::from_error(&e));
+                match req.origin.as_deref() {
+                    Some(o) if resp.header_value("access-control-allow-origin").is_none() => {
+                        resp.header("access-control-allow-origin", o)
+                    }
+                    _ => resp,
+                }
+            }
+            Err(e) => self.with_cors(req, HttpResponse::from_error(&e)),
+        }
     }
 
     /// The answer to a request that failed before [`App::handle`] could run (its body did
@@ -326,7 +338,9 @@ impl App {
             return Err(Error::new(
                 ErrorKind::Forbidden,
                 "origin_not_allowed",
-                format!("origin {o:?} is not allowed for site {site:?}"),
+                format!(
+                    "origin {o:?} is not allowed for site {site:?}: add it to that site's origins in SITES"
+                ),
             ));
         }
         Ok(())
@@ -478,9 +492,15 @@ impl App {
                     .service
                     .count(store, now, &site, page.as_deref())
                     .await?;
+                // With the heartbeat interval: how often a watch-only page asks again.
+                let next_heartbeat_ms = self.service.with(|p| p.config().heartbeat_ms);
+                let answer = BeatResponse {
+                    count,
+                    next_heartbeat_ms,
+                };
                 Ok(HttpResponse::json(
                     200,
-                    serde_json::to_string(&count).map_err(internal)?,
+                    serde_json::to_string(&answer).map_err(internal)?,
                 ))
             }
         }
@@ -662,6 +682,37 @@ mod tests {
             assert_eq!(json(&r)["error"]["code"], code);
         }
         assert_eq!(json(&run(get("/v1/count", "site=demo")))["online"], 0);
+        assert_eq!(store.ops().writes, 0, "nothing recorded");
+    }
+
+    #[test]
+    fn a_refused_origin_can_read_why_and_nothing_is_recorded() {
+        let clock = ManualClock::new(1_000);
+        let store = MemoryStore::new(clock.clone());
+        let app = app();
+        let mut evil = post("/v1/heartbeat", &beat(V1, "a"));
+        evil.origin = Some("http://evil.example".into());
+        let r = block_on_ready(app.handle(&store, clock.now_ms(), &evil));
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            r.header_value("access-control-allow-origin"),
+            Some("http://evil.example")
+        );
+        let message = json(&r)["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        for part in ["http://evil.example", "\"demo\"", "SITES"] {
+            assert!(message.contains(part), "{message}");
+        }
+        // Only that error: a refused origin reads nothing else.
+        let mut count = get("/v1/count", "site=demo");
+        count.origin = evil.origin.clone();
+        let r = block_on_ready(app.handle(&store, clock.now_ms(), &count));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header_value("access-control-allow-origin"), None);
+        // The count tells a watch-only page the server's interval.
+        assert_eq!(json(&r)["next_heartbeat_ms"], 15_000);
         assert_eq!(store.ops().writes, 0, "nothing recorded");
     }
 
