@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { startWrangler, freePort } from "./lib/wrangler.mjs";
 import { until, ROOT } from "./lib/miniflare.mjs";
 import { launch, waitText, newWatchedContext } from "./lib/browser.mjs";
+import { clientFiles } from "./lib/client-files.mjs";
 
 const WINDOW_S = 4; // heartbeats every second
 const ONLINE = '[data-herenow="online"]';
@@ -107,7 +108,7 @@ describe("the README's embed from another origin (Chromium, wrangler dev)", () =
   const problems = (events) => events.filter((e) => e.kind !== "foreign-request" || !e.detail.startsWith(worker.origin));
 
   test("the client files are public scripts: CORS and CORP headers", async () => {
-    for (const f of ["herenow.js", "herenow_wasm.js", "herenow_wasm_bg.wasm"]) {
+    for (const f of Object.values(clientFiles())) {
       const r = await fetch(`${worker.origin}/herenow/${f}`, { headers: { origin: site.origin } });
       await r.arrayBuffer();
       assert.equal(r.status, 200, f);
