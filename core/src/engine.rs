@@ -94,9 +94,6 @@ pub const MAX_LOCATION_BYTES: usize = 32;
 pub const MAX_MEMBER_ID_BYTES: usize = 256;
 /// How often an isolate looks for timed-out tabs, in ms (counts filter exactly anyway).
 const SWEEP_EVERY_MS: u64 = 1_000;
-/// How long the active tabs of a record count for the other isolates of its location after
-/// it was written, at most (the default window twice; its lease bounds it too).
-const PEER_VOUCH_MS: u64 = 120_000;
 
 /// Tunables of the engine. All times are in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,37 +184,55 @@ impl EngineConfig {
     /// Checks the settings against each other and KV's limits.
     ///
     /// # Errors
-    /// A message naming the first bad setting.
-    pub fn validate(&self) -> Result<(), String> {
+    /// The first bad setting, named by its field (a caller maps it to its own name).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |setting, message: String| Err(ConfigError { setting, message });
         if self.window_ms < 1_000 {
-            return Err(format!(
-                "window must be at least 1 s (got {} ms)",
-                self.window_ms
-            ));
+            return bad(
+                Setting::Window,
+                format!("window must be at least 1 s (got {} ms)", self.window_ms),
+            );
         }
         if self.heartbeat_ms < 250 || self.heartbeat_ms >= self.window_ms {
-            return Err(format!(
-                "heartbeat interval must be at least 250 ms and below the window (got {} ms, window {} ms)",
-                self.heartbeat_ms, self.window_ms
-            ));
+            return bad(
+                Setting::Heartbeat,
+                format!(
+                    "heartbeat interval must be at least 250 ms and below the window (got {} ms, window {} ms)",
+                    self.heartbeat_ms, self.window_ms
+                ),
+            );
         }
         if self.flush_min_ms < 1_000 {
-            return Err(
+            return bad(
+                Setting::FlushMin,
                 "flush interval must be at least 1 s (KV allows one write per second per key)"
                     .into(),
             );
         }
         if self.lease_ms < self.window_ms {
-            return Err(format!(
-                "lease ({} ms) must be at least the window ({} ms)",
-                self.lease_ms, self.window_ms
-            ));
+            return bad(
+                Setting::Lease,
+                format!(
+                    "lease ({} ms) must be at least the window ({} ms)",
+                    self.lease_ms, self.window_ms
+                ),
+            );
         }
         if self.max_tabs_per_record == 0 {
-            return Err("max tabs per record must be at least 1".into());
+            return bad(
+                Setting::MaxTabsPerRecord,
+                "max tabs per record must be at least 1".into(),
+            );
         }
         if self.handoff_margin_ms + self.heartbeat_ms >= self.window_ms {
-            return Err("handoff margin plus heartbeat interval must be below the window".into());
+            // The heartbeat is what a deployment sets; the margin follows the window.
+            return bad(
+                Setting::Heartbeat,
+                format!(
+                    "heartbeat interval ({} ms) plus the handoff margin ({} ms) must be below the window ({} ms)",
+                    self.heartbeat_ms, self.handoff_margin_ms, self.window_ms
+                ),
+            );
         }
         Ok(())
     }
@@ -235,7 +250,50 @@ impl EngineConfig {
     fn peer_active_ms(&self) -> u64 {
         2 * self.window_ms
     }
+
+    /// Until when a record of another isolate of this location vouches for its active
+    /// tabs: its lease, but at most [`EngineConfig::peer_active_ms`] after it was written.
+    /// A peer that stopped writing that long is presumed evicted: tabs still alive have
+    /// heartbeated to another isolate of the location by then.
+    fn peer_vouch_until(&self, record: &Record) -> u64 {
+        record
+            .lease_until_ms
+            .min(record.written_ms.saturating_add(self.peer_active_ms()))
+    }
 }
+
+/// A field of [`EngineConfig`], as [`ConfigError`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// [`EngineConfig::window_ms`].
+    Window,
+    /// [`EngineConfig::heartbeat_ms`] (also blamed when it leaves no room for the
+    /// handoff margin inside the window).
+    Heartbeat,
+    /// [`EngineConfig::flush_min_ms`].
+    FlushMin,
+    /// [`EngineConfig::lease_ms`].
+    Lease,
+    /// [`EngineConfig::max_tabs_per_record`].
+    MaxTabsPerRecord,
+}
+
+/// A bad [`EngineConfig`]: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field at fault.
+    pub setting: Setting,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// What refreshing an isolate's view of the others takes now ([`Presence::refresh_due`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -460,6 +518,11 @@ pub fn last_seen_key(site: &str, member: &str) -> String {
     format!("m:{site}:{member}")
 }
 
+/// The site and member a [`last_seen_key`] names.
+fn parse_last_seen_key(key: &str) -> Option<(&str, &str)> {
+    key.strip_prefix("m:")?.split_once(':')
+}
+
 /// The location a record key names (`r:{site}:{location}/{isolate}`), if any.
 fn key_location<'a>(prefix: &str, key: &'a str) -> Option<&'a str> {
     key.strip_prefix(prefix)?
@@ -508,8 +571,6 @@ pub struct IndexedRecord {
     record: Record,
     tabs: HashMap<String, usize>,
     gone: HashMap<String, u64>,
-    /// Until when its active tabs count for the peers of its location.
-    vouch_until_ms: u64,
 }
 
 impl IndexedRecord {
@@ -527,17 +588,7 @@ impl IndexedRecord {
             let e = gone.entry(tab_key(&g.visitor, &g.tab)).or_insert(g.at_ms);
             *e = (*e).max(g.at_ms);
         }
-        // A peer that stopped writing for two windows is presumed evicted: tabs still alive
-        // have heartbeated to another isolate of the location by then.
-        let vouch_until_ms = record
-            .lease_until_ms
-            .min(record.written_ms.saturating_add(PEER_VOUCH_MS));
-        Self {
-            record,
-            tabs,
-            gone,
-            vouch_until_ms,
-        }
+        Self { record, tabs, gone }
     }
 
     /// The record.
@@ -586,8 +637,9 @@ struct RemoteView {
     records: BTreeMap<String, (Option<String>, Arc<IndexedRecord>)>,
     /// Summaries of other locations' records, by key, with their metadata.
     summaries: BTreeMap<String, (String, Summary)>,
-    /// The records of the other isolates of this location.
-    same: Vec<Arc<IndexedRecord>>,
+    /// The records of the other isolates of this location, each with until when its active
+    /// tabs count ([`EngineConfig::peer_vouch_until`]).
+    same: Vec<(Arc<IndexedRecord>, u64)>,
     /// The ids of the other active isolates of this location.
     same_ids: Vec<String>,
     /// Until when another isolate of this location counts as active.
@@ -606,11 +658,11 @@ impl RemoteView {
     /// The merged entries of the other isolates of this location for tab `key`.
     fn view(&self, key: &str) -> ViewTab<'_> {
         let mut v = ViewTab::default();
-        for r in &self.same {
+        for (r, vouch_until) in &self.same {
             if let Some(&i) = r.tabs.get(key) {
                 let t = &r.record.tabs[i];
                 if v.best.is_none_or(|(b, _)| beats(t, b)) {
-                    v.best = Some((t, r.vouch_until_ms));
+                    v.best = Some((t, *vouch_until));
                 }
             }
             if let Some(&g) = r.gone.get(key) {
@@ -652,6 +704,11 @@ struct SiteState {
     remote: RemoteView,
     /// Members with a live tab here, and how many tabs.
     members_live: BTreeMap<String, MemberSeen>,
+    /// The last-seen values handed out by the latest [`Presence::take_writes`], by member
+    /// id, kept so that [`Presence::write_failed`] can queue one again.
+    last_seen_sent: BTreeMap<String, (Member, u64)>,
+    /// Last-seen values whose write failed, written again with the next record.
+    last_seen_retry: BTreeMap<String, (Member, u64)>,
 }
 
 impl SiteState {
@@ -716,7 +773,8 @@ impl SiteState {
             if active_until > now {
                 r.same_ids.push(rec.record.isolate.clone());
             }
-            r.same.push(rec.clone());
+            r.same
+                .push((rec.clone(), cfg.peer_vouch_until(&rec.record)));
         }
     }
 
@@ -1090,9 +1148,15 @@ impl Presence {
                 continue;
             }
             let designated = s.remote.same_ids.iter().all(|id| **id > *isolate);
+            let mut last_seen = std::mem::take(&mut s.last_seen_retry);
+            // A member back online since its write failed gets a fresh value when it leaves.
+            last_seen.retain(|id, _| !s.members_live.contains_key(id));
             for (m, at) in members_gone(s, now, &cfg, designated) {
+                last_seen.insert(m.id.clone(), (m, at));
+            }
+            for (m, at) in last_seen.values() {
                 let value = serde_json::to_vec(&LastSeen {
-                    last_seen: at,
+                    last_seen: *at,
                     name: m.name.clone(),
                 })
                 .unwrap_or_default();
@@ -1103,6 +1167,7 @@ impl Presence {
                     ttl_s: (cfg.last_seen_ttl_ms / 1000).max(MIN_TTL_S),
                 });
             }
+            s.last_seen_sent = last_seen;
             // The record is encoded straight from the state (no copy of its tabs), before
             // the state is updated for it.
             let (value, metadata, lease_until_ms, content, published) = {
@@ -1151,9 +1216,17 @@ impl Presence {
         out
     }
 
-    /// A write from [`Presence::take_writes`] failed: publish again as soon as allowed.
+    /// A write from [`Presence::take_writes`] failed: make it again with the next flush,
+    /// as soon as the write spacing allows (a record is rebuilt from the state then; a
+    /// member's last-seen value is queued again as it was).
     pub fn write_failed(&mut self, now: u64, key: &str) {
-        if let Some(site) = key
+        if let Some((site, member)) = parse_last_seen_key(key) {
+            let s = self.site(site);
+            if let Some(v) = s.last_seen_sent.remove(member) {
+                s.last_seen_retry.insert(member.to_owned(), v);
+                s.pend(Urgency::Now, now);
+            }
+        } else if let Some(site) = key
             .strip_prefix("r:")
             .and_then(|rest| rest.split(':').next())
         {
@@ -1719,7 +1792,7 @@ fn members_gone(
 /// The live tabs of the location: own memory and the view, best entry per tab.
 fn live_location_tabs<'a>(s: &'a SiteState, now: u64, cfg: &EngineConfig) -> Vec<&'a TabRecord> {
     let window = cfg.window_ms;
-    let peers: usize = s.remote.same.iter().map(|r| r.record.tabs.len()).sum();
+    let peers: usize = s.remote.same.iter().map(|(r, _)| r.record.tabs.len()).sum();
     let mut out: Vec<&TabRecord> = Vec::with_capacity(s.tabs.len() + peers);
     for (key, h) in &s.tabs {
         let v = s.remote.view(key);
@@ -1731,7 +1804,7 @@ fn live_location_tabs<'a>(s: &'a SiteState, now: u64, cfg: &EngineConfig) -> Vec
             out.push(&h.rec);
         }
     }
-    for r in &s.remote.same {
+    for (r, _) in &s.remote.same {
         for (key, &i) in &r.tabs {
             let t = &r.record.tabs[i];
             let v = s.remote.view(key);
@@ -2114,6 +2187,70 @@ mod tests {
         assert_eq!(r.encode(), writes[0].value);
         assert_eq!(r.tabs.len(), 2);
         assert!(r.location.is_none());
+    }
+
+    /// Regression: a member's last-seen write that fails is made again (it was dropped:
+    /// `write_failed` understood record keys only).
+    #[test]
+    fn a_failed_last_seen_write_is_made_again() {
+        let mut p = Presence::new("iso", EngineConfig::default());
+        let t0 = 1_000_000;
+        let ann = Member {
+            id: "m1".into(),
+            name: "Ann".into(),
+        };
+        p.heartbeat(t0, &beat("v1", "t", "/"), Some(ann));
+        assert_eq!(p.take_writes(t0 + 1_000).len(), 1, "the first record");
+        p.leave(t0 + 2_000, &beat("v1", "t", "/"));
+        let key = last_seen_key("demo", "m1");
+        let at = t0 + 2_000 + EngineConfig::default().solo_delay_ms;
+        let writes = p.take_writes(at);
+        assert!(writes.iter().any(|w| w.key == key), "{writes:?}");
+        p.write_failed(at, &key);
+        let later = at + EngineConfig::default().solo_delay_ms;
+        let again = p.take_writes(later);
+        let w = again.iter().find(|w| w.key == key).expect("written again");
+        let v: LastSeen = serde_json::from_slice(&w.value).expect("a last-seen value");
+        assert_eq!((v.last_seen, v.name.as_str()), (t0 + 2_000, "Ann"));
+        // Once made, it is not made a third time.
+        p.leave(later + 10, &beat("v2", "t", "/"));
+        let third = p.take_writes(later + 10 + EngineConfig::default().solo_delay_ms);
+        assert!(third.iter().all(|w| w.key != key), "{third:?}");
+    }
+
+    /// Regression: with a long window, a peer's active tabs count as long as two windows
+    /// after its record was written (they stopped after a fixed 120 s).
+    #[test]
+    fn a_peers_active_tabs_count_for_two_windows_of_any_length() {
+        let cfg = EngineConfig::with_window(600_000);
+        let mut a = Presence::new("a", cfg.clone()).with_location("L");
+        let mut b = Presence::new("b", cfg.clone()).with_location("L");
+        let t0 = 1_000_000;
+        b.heartbeat(t0, &beat("v1", "t", "/"), None);
+        let writes = b.take_writes(t0 + cfg.join_delay_ms);
+        assert_eq!(writes.len(), 1);
+        let listed: Vec<ListedKey> = writes
+            .iter()
+            .map(|w| ListedKey {
+                name: w.key.clone(),
+                metadata: w.metadata.clone(),
+            })
+            .collect();
+        let fetched = || {
+            writes
+                .iter()
+                .map(|w| (w.key.clone(), w.value.clone()))
+                .collect::<Vec<_>>()
+        };
+        for at in [t0 + 5_000, t0 + 130_000, t0 + 1_000_000] {
+            a.apply_remote(at, "demo", &listed, fetched());
+            assert_eq!(a.count(at, "demo", None).online, 1, "at +{} ms", at - t0);
+            assert!(a.tab_counted(at, "demo", "v1", "t"));
+        }
+        // Written at t0 + 1 s: two windows later it no longer vouches.
+        let end = t0 + cfg.join_delay_ms + 2 * cfg.window_ms;
+        a.apply_remote(end, "demo", &listed, fetched());
+        assert_eq!(a.count(end, "demo", None).online, 0);
     }
 
     #[test]
