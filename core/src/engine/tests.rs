@@ -127,7 +127,10 @@ fn a_peers_active_tabs_count_for_two_windows_of_any_length() {
     let fetched = || {
         writes
             .iter()
-            .map(|w| (w.key.clone(), w.value.clone()))
+            .map(|w| {
+                let r = Record::decode(&w.value).expect("a record");
+                (w.key.clone(), Arc::new(IndexedRecord::new(r)))
+            })
             .collect::<Vec<_>>()
     };
     for at in [t0 + 5_000, t0 + 130_000, t0 + 1_000_000] {

@@ -218,23 +218,9 @@ impl Presence {
         self.refresh_due(now, site) != Refresh::Fresh
     }
 
-    /// Applies the reads a [`Refresh::Poll`] asked for: each key with its value, or `None`
-    /// when it is gone.
-    pub fn apply_polled(&mut self, now: u64, site: &str, read: Vec<(String, Option<Vec<u8>>)>) {
-        let read = read
-            .into_iter()
-            .map(|(k, v)| {
-                let rec = v
-                    .and_then(|b| Record::decode(&b))
-                    .map(|r| Arc::new(IndexedRecord::new(r)));
-                (k, rec)
-            })
-            .collect();
-        self.apply_polled_indexed(now, site, read);
-    }
-
-    /// [`Presence::apply_polled`] with records already decoded and indexed.
-    pub fn apply_polled_indexed(
+    /// Applies the reads a [`Refresh::Poll`] asked for: each key with its record (decoded
+    /// by [`crate::store::Store::get_record`]), or `None` when it is gone.
+    pub fn apply_polled(
         &mut self,
         now: u64,
         site: &str,
@@ -291,27 +277,10 @@ impl Presence {
     }
 
     /// Replaces the view of other isolates' records for `site` with a complete listing and
-    /// the records fetched for the keys [`Presence::keys_to_fetch`] named (undecodable ones
-    /// are ignored; listed keys not fetched keep their cached record).
+    /// the records fetched for the keys [`Presence::keys_to_fetch`] named (decoded by
+    /// [`crate::store::Store::get_record`]; listed keys not fetched keep their cached
+    /// record).
     pub fn apply_remote(
-        &mut self,
-        now: u64,
-        site: &str,
-        listed: &[ListedKey],
-        fetched: Vec<(String, Vec<u8>)>,
-    ) {
-        let fetched = fetched
-            .into_iter()
-            .filter_map(|(k, bytes)| {
-                Some((k, Arc::new(IndexedRecord::new(Record::decode(&bytes)?))))
-            })
-            .collect();
-        self.apply_remote_indexed(now, site, listed, fetched);
-    }
-
-    /// [`Presence::apply_remote`] with records already decoded and indexed (a driver that
-    /// reads the same record for many isolates, like the simulation, decodes it once).
-    pub fn apply_remote_indexed(
         &mut self,
         now: u64,
         site: &str,
