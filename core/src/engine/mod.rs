@@ -335,16 +335,9 @@ impl Presence {
         );
     }
 
-    /// Expires timed-out tabs everywhere (the engine also does this on every call).
-    pub fn sweep(&mut self, now: u64) {
-        let cfg = self.config.clone();
-        for s in self.sites.values_mut() {
-            s.sweep(now, &cfg);
-        }
-    }
-
     /// Whether `visitor`'s `tab` counts in this isolate's view of its own location at `now`
     /// (for tests and the simulation).
+    #[cfg(any(test, feature = "testing"))]
     pub fn tab_counted(&mut self, now: u64, site: &str, visitor: &str, tab: &str) -> bool {
         let cfg = self.config.clone();
         let s = self.site(site);
@@ -365,6 +358,7 @@ impl Presence {
 
     /// When the latest summary of `location` this isolate has seen was written (for tests
     /// and the simulation).
+    #[cfg(any(test, feature = "testing"))]
     #[must_use]
     pub fn location_as_of(&self, site: &str, location: &str) -> Option<u64> {
         self.sites
@@ -379,6 +373,7 @@ impl Presence {
 
     /// The summaries of other locations a count at `now` adds up: (location, written, people
     /// online), one per location (for tests and the simulation).
+    #[cfg(any(test, feature = "testing"))]
     #[must_use]
     pub fn summaries_counted(&self, now: u64, site: &str) -> Vec<(Option<String>, u64, u64)> {
         self.sites.get(site).map_or_else(Vec::new, |s| {
@@ -390,15 +385,10 @@ impl Presence {
     }
 
     /// When this isolate last listed `site`'s records (for tests and the simulation).
+    #[cfg(any(test, feature = "testing"))]
     #[must_use]
     pub fn listed_at(&self, site: &str) -> Option<u64> {
         self.sites.get(site)?.remote.fetched_ms
-    }
-
-    /// How many tabs this isolate holds in memory for `site` (for tests and metrics).
-    #[must_use]
-    pub fn local_tabs(&self, site: &str) -> usize {
-        self.sites.get(site).map_or(0, |s| s.tabs.len())
     }
 
     /// How many entries each of this isolate's collections holds, over all sites: what its

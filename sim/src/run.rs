@@ -13,10 +13,10 @@ use super::report::{
 };
 use super::scenario::Scenario;
 use super::truth::{CAUSES, Instant, TabTruth, Truth};
-use crate::engine::{Member, Presence};
-use crate::protocol::{Beat, TabState};
-use crate::service::Service;
-use crate::store::block_on_ready;
+use herenow_core::engine::{Member, Presence};
+use herenow_core::protocol::{Beat, TabState};
+use herenow_core::service::Service;
+use herenow_core::store::block_on_ready;
 
 const SITE: &str = "demo";
 /// Leave probes: every 100 ms for 3 s, then every second up to this long.
@@ -198,7 +198,7 @@ impl Sim<'_> {
         for x in &mut b {
             *x = self.rng.u8(..);
         }
-        crate::protocol::visitor_id_from_random(b)
+        herenow_core::protocol::visitor_id_from_random(b)
     }
 
     fn new_tab(&mut self, v: u32) -> u32 {

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::engine::{IndexedRecord, Record};
+use herenow_core::engine::{IndexedRecord, Record};
 
-use crate::store::{LIST_PAGE, ListPage, ListedKey, Store, StoreError};
+use herenow_core::store::{LIST_PAGE, ListPage, ListedKey, Store, StoreError};
 
 /// Operations served.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -302,7 +302,7 @@ impl NaiveKv {
 }
 
 /// The simulated KV as one isolate sees it at one instant: the [`Store`] the shipped
-/// driver ([`crate::service::Service`]) runs against in the simulation. Operations are
+/// driver ([`herenow_core::service::Service`]) runs against in the simulation. Operations are
 /// accounted only if `account`; `wrote_own` tells the simulation that the isolate's own
 /// record was written (for its leave probes and oracles).
 pub(crate) struct At<'a> {
