@@ -64,8 +64,8 @@
 //! Summaries of a location are derived data; readers take the latest written one.
 //!
 //! **Limits.** Keys stay under 512 bytes (sites ≤ 64 bytes, locations and isolate ids are
-//! cut to 32 and 128, member ids are at most 128 bytes (`token::MAX_MEMBER_ID_BYTES`)), metadata under
-//! 1,024 bytes (summaries drop their least busy pages to fit), TTLs at least 60 s. A record
+//! cut to 32 and 128, member ids are at most 128: `token::MAX_MEMBER_ID_BYTES`), metadata
+//! under 1,024 bytes (summaries drop their least busy pages to fit), TTLs at least 60 s. A record
 //! publishes at most [`EngineConfig::max_tabs_per_record`] tabs and [`RECORD_BUDGET_BYTES`]
 //! bytes of tabs and tombstones (25 MiB is KV's value limit): past that it keeps the most
 //! recently seen tabs; the rest still count in this isolate and in its location summary, so
