@@ -13,7 +13,7 @@
 //  3. For each visitor level: pre-populate (bounded by time), then interleaved wrk rounds of
 //     POST /v1/heartbeat and GET /v1/count against every target, and a sequential count probe.
 //  4. KV operations per request, in Miniflare with the KV binding wrapped (separate run).
-//  5. The presence engine's simulation (cargo run -p herenow-core --release --example simulate).
+//  5. The presence engine's simulation (cargo run -p herenow-sim --release --example simulate).
 import { execFileSync, spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -430,7 +430,7 @@ async function runSimulation() {
   } else if (!existsSync(example)) {
     sim.note = "core/examples/simulate.rs does not exist yet";
   } else {
-    const base = ["run", "-q", "-p", "herenow-core", "--release", "--example", "simulate"];
+    const base = ["run", "-q", "-p", "herenow-sim", "--release", "--example", "simulate"];
     const quick = /"--quick"/.test(readFileSync(example, "utf8"));
     const args = quick ? [...base, "--", "--quick"] : base;
     sim.command = `cargo ${args.join(" ")}`;

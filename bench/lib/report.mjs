@@ -235,7 +235,7 @@ export function renderMarkdown(r) {
   p();
   p("## 4. Presence engine simulation");
   p();
-  p("<!-- simulation: filled by `make bench` from `cargo run -p herenow-core --release --example simulate` -->");
+  p("<!-- simulation: filled by `make bench` from `cargo run -p herenow-sim --release --example simulate` -->");
   if (r.sim.ran) {
     if (r.sim.partial) p(`**Partial:** ${r.sim.note}.`);
     p(`Output of \`${r.sim.command}\` (default seed), verbatim, run in ${f(r.sim.seconds, 0)} s including any compilation:`);
@@ -244,7 +244,7 @@ export function renderMarkdown(r) {
     p(r.sim.output);
     p("```");
   } else {
-    p(`**Not in this run:** ${r.sim.note}. \`make bench\` runs \`cargo run -p herenow-core --release --example simulate\` and puts its output here when the example exists.`);
+    p(`**Not in this run:** ${r.sim.note}. \`make bench\` runs \`cargo run -p herenow-sim --release --example simulate\` and puts its output here when the example exists.`);
   }
   p();
   return `${L.join("\n")}\n`;

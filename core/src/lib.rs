@@ -2,8 +2,10 @@
 //!
 //! The pure heart of herenow: the v1 wire protocol and its validation ([`protocol`]), the
 //! presence engine ([`engine`]) with its async driver over an injected [`store::Store`]
-//! ([`service`]), the client's pure logic ([`backoff`], [`lifecycle`]), and the
-//! discrete-event simulation that proves the engine ([`sim`]).
+//! ([`service`], the one driver the edge, the simulation and the tests share), and the
+//! client's pure logic ([`backoff`], [`lifecycle`]). The design is written once, in
+//! `docs/design.md`; the simulation that proves the engine is the `herenow-sim` crate,
+//! which nothing that ships depends on.
 //!
 //! Nothing here depends on wasm-bindgen, web-sys or the `worker` crate; the clock is
 //! injected as `now_ms` arguments and the store as a trait, so everything runs natively
@@ -16,7 +18,6 @@ pub mod lifecycle;
 pub mod limits;
 pub mod protocol;
 pub mod service;
-pub mod sim;
 pub mod store;
 pub mod token;
 

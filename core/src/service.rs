@@ -1,4 +1,6 @@
-//! The async driver: runs the sans-IO [`Presence`] engine against a [`Store`].
+//! The driver: the one piece of code that runs the sans-IO [`Presence`] engine against a
+//! [`Store`]. The edge, the simulation and the property tests all go through it, so what
+//! they measure is what ships.
 //!
 //! The engine's state sits in a `RefCell` that is never borrowed across an `await`, so
 //! requests that interleave inside one isolate (Workers runs them concurrently on one
@@ -28,6 +30,19 @@ pub struct LastSeenResponse {
 }
 
 /// The engine of one isolate plus the I/O that feeds it.
+///
+/// # Contract
+/// One `Service` per isolate, for its lifetime; `now` is the wall clock in Unix ms when
+/// the call is made, never earlier than the previous call's.
+/// - Per request: [`Service::heartbeat`], [`Service::leave`], [`Service::count`],
+///   [`Service::online`] or [`Service::last_seen`]. Each refreshes the view of other
+///   isolates when it is stale and makes the writes due; a failed write is retried by a
+///   later flush, a failed read answers 503 with `Retry-After`.
+/// - After each request's response: [`Service::flush_timer`]. If it names a time, call
+///   [`Service::flush_timer_fired`] then (on Workers, inside `waitUntil`), so that changes
+///   the write spacing held back are published even if no other request comes.
+/// - Never call the engine's I/O methods (`refresh_due`, `apply_*`, `take_writes`,
+///   `write_failed`) around the `Service`: read-only access through [`Service::with`] only.
 #[derive(Debug)]
 pub struct Service {
     presence: RefCell<Presence>,
@@ -36,7 +51,18 @@ pub struct Service {
     /// Refreshes that failed in a row, and until when (Unix ms) the next is held back.
     refresh_failures: Cell<u32>,
     refresh_held_until: Cell<u64>,
+    /// When the delayed flush scheduled last is due (Unix ms), if one is.
+    flush_at: Cell<Option<u64>>,
 }
+
+/// The longest a delayed flush is scheduled ahead, in ms: Workers keeps an event alive
+/// through `waitUntil` for at most 30 s after the response; 5 s of that are headroom.
+/// Later flushes wait for the next request.
+pub const FLUSH_HORIZON_MS: u64 = 25_000;
+
+/// A delayed flush runs this long after the change it publishes is due, so that the
+/// write spacing has surely passed when it runs.
+pub const FLUSH_SLACK_MS: u64 = 5;
 
 /// After a second refresh in a row fails, the next is held back this long, doubling with
 /// each further failure up to the `Retry-After` the failures are answered with (see
@@ -76,7 +102,34 @@ impl Service {
             counts: RefCell::new(HashMap::new()),
             refresh_failures: Cell::new(0),
             refresh_held_until: Cell::new(0),
+            flush_at: Cell::new(None),
         }
+    }
+
+    /// When (Unix ms) the driver's host should run [`Service::flush_timer_fired`], if a
+    /// change is waiting for the write spacing and no delayed flush scheduled earlier
+    /// covers it. A change due before the flush already scheduled (a leave after a join)
+    /// gets one of its own; one due past [`FLUSH_HORIZON_MS`] waits for the next request.
+    pub fn flush_timer(&self, now: u64) -> Option<u64> {
+        let at = self.with(|p| p.next_flush_at())?.max(now) + FLUSH_SLACK_MS;
+        if at > now + FLUSH_HORIZON_MS {
+            return None;
+        }
+        // One scheduled no later covers it (one in the past has run or was dropped).
+        if self.flush_at.get().is_some_and(|f| f <= at && f >= now) {
+            return None;
+        }
+        self.flush_at.set(Some(at));
+        Some(at)
+    }
+
+    /// The delayed flush [`Service::flush_timer`] asked for at `at` runs, at `now`. A
+    /// failure is retried by the next request: there is no one to answer.
+    pub async fn flush_timer_fired<S: Store>(&self, store: &S, at: u64, now: u64) {
+        if self.flush_at.get().is_some_and(|f| f <= at) {
+            self.flush_at.set(None);
+        }
+        let _ = self.flush(store, now).await;
     }
 
     /// Runs `f` on the engine (never across an await).
@@ -254,7 +307,8 @@ impl Service {
             return Ok(());
         }
         if now < self.refresh_held_until.get() {
-            return Err(self.store_failure(crate::store::StoreError(String::new()).into()));
+            let retry_after_s = self.with(|p| p.config().store_retry_after_s());
+            return Err(crate::store::unavailable(retry_after_s));
         }
         self.refreshing.set(true);
         let result = self.refresh_now(store, now, site).await;
@@ -290,8 +344,8 @@ impl Service {
             // Peers of this location only: a read each, no listing.
             let mut read = Vec::with_capacity(keys.len());
             for key in keys {
-                let value = store.get(&key).await?;
-                read.push((key, value));
+                let record = store.get_record(&key).await?;
+                read.push((key, record));
             }
             self.with(|p| p.apply_polled(now, site, read));
             return Ok(());
@@ -310,8 +364,8 @@ impl Service {
         let wanted = self.with(|p| p.keys_to_fetch(site, &listed));
         let mut fetched = Vec::with_capacity(wanted.len());
         for key in wanted {
-            if let Some(bytes) = store.get(&key).await? {
-                fetched.push((key, bytes));
+            if let Some(record) = store.get_record(&key).await? {
+                fetched.push((key, record));
             }
         }
         self.with(|p| p.apply_remote(now, site, &listed, fetched));

@@ -7,6 +7,9 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::engine::{IndexedRecord, Record};
 
 /// KV's smallest allowed expiration TTL, in seconds.
 pub const MIN_TTL_S: u64 = 60;
@@ -34,11 +37,18 @@ impl From<StoreError> for crate::Error {
     /// A 503 whose message says only that the store failed: the store's own message (a
     /// runtime error, possibly with a stack) stays out of public responses.
     fn from(_: StoreError) -> Self {
-        Self::unavailable(
-            "the presence store is unavailable; retry later",
-            STORE_RETRY_AFTER_S,
-        )
+        unavailable(STORE_RETRY_AFTER_S)
     }
+}
+
+/// The 503 a request gets when the store failed (or, held back after failures, would
+/// not be asked), with its `Retry-After`.
+#[must_use]
+pub fn unavailable(retry_after_s: u32) -> crate::Error {
+    crate::Error::unavailable(
+        "the presence store is unavailable; retry later",
+        retry_after_s,
+    )
 }
 
 /// KV's largest metadata, in bytes.
@@ -76,10 +86,17 @@ pub trait Store {
         metadata: Option<String>,
         ttl_s: u64,
     ) -> Result<(), StoreError>;
-    /// Deletes `key`.
-    async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Up to [`LIST_PAGE`] keys starting with `prefix`, after `cursor`.
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, StoreError>;
+    /// The record at `key`, decoded and indexed; `None` if absent or not a record. A store
+    /// shared by many engines in one process (the simulation's) overrides it to decode
+    /// each write once.
+    async fn get_record(&self, key: &str) -> Result<Option<Arc<IndexedRecord>>, StoreError> {
+        let bytes = self.get(key).await?;
+        Ok(bytes
+            .and_then(|b| Record::decode(&b))
+            .map(|r| Arc::new(IndexedRecord::new(r))))
+    }
 }
 
 /// How many operations of each kind a [`MemoryStore`] has served.
@@ -89,8 +106,6 @@ pub struct OpCounts {
     pub reads: u64,
     /// `put` calls.
     pub writes: u64,
-    /// `delete` calls.
-    pub deletes: u64,
     /// `list` calls.
     pub lists: u64,
 }
@@ -233,12 +248,6 @@ impl Store for MemoryStore {
                 expires_ms,
             },
         );
-        Ok(())
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.op(|o| o.deletes += 1)?;
-        self.inner.data.borrow_mut().remove(key);
         Ok(())
     }
 

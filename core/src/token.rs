@@ -104,8 +104,9 @@ pub fn verify(token: &str, secret: &[u8], now_ms: u64) -> Result<Member, Error> 
     Ok(Member { id, name })
 }
 
-/// Mints an HS256 member token (what a site's backend does; used by tests and the dev
-/// sign-in). `exp_s` and `nbf_s` are Unix seconds.
+/// Mints an HS256 member token (what a site's backend does; here only for tests).
+/// `exp_s` and `nbf_s` are Unix seconds.
+#[cfg(any(test, feature = "testing"))]
 #[must_use]
 pub fn mint(secret: &[u8], sub: &str, name: &str, exp_s: u64, nbf_s: Option<u64>) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);

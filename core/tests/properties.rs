@@ -1,14 +1,20 @@
 //! Property tests of the presence engine: the merge is a CRDT join, leaves stick, counts
 //! are consistent, records round-trip and stay within Workers KV's limits.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use herenow_core::engine::{
-    EngineConfig, MAX_KEY_BYTES, MAX_VALUE_BYTES, Member, Presence, Record, Summary, TabRecord,
-    Tombstone, Write, last_seen_key, merge,
+    EngineConfig, IndexedRecord, MAX_KEY_BYTES, MAX_VALUE_BYTES, Member, Presence, Record, Summary,
+    TabRecord, Tombstone, Write, last_seen_key, merge,
 };
 use herenow_core::protocol::{Beat, MAX_PAGE_BYTES, MAX_SITE_BYTES, MAX_TAB_BYTES, TabState};
-use herenow_core::store::{ListedKey, MAX_METADATA_BYTES, MIN_TTL_S};
+use herenow_core::service::Service;
+use herenow_core::store::{
+    ListPage, ListedKey, MAX_METADATA_BYTES, MIN_TTL_S, MemoryStore, Store, StoreError,
+    block_on_ready,
+};
 use proptest::prelude::*;
 
 const SITE: &str = "demo";
@@ -155,49 +161,55 @@ fn beat(tab: u8, idle: bool, page: u8) -> Beat {
     }
 }
 
-/// A shared store: key → (value, metadata, written at).
+/// The shared store, recording which keys each call wrote and whether it listed: the
+/// test's view of what the driver did.
 #[derive(Default)]
-struct Kv(BTreeMap<String, (Vec<u8>, Option<String>)>);
+struct Recording {
+    inner: MemoryStore,
+    puts: RefCell<Vec<String>>,
+    listed: Cell<bool>,
+}
 
-impl Kv {
-    fn put(&mut self, writes: Vec<Write>) -> Vec<String> {
-        let mut keys = Vec::new();
-        for w in writes {
-            assert!(w.ttl_s >= MIN_TTL_S);
-            assert!(w.key.len() <= MAX_KEY_BYTES);
-            assert!(
-                w.metadata
-                    .as_ref()
-                    .is_none_or(|m| m.len() <= MAX_METADATA_BYTES)
-            );
-            keys.push(w.key.clone());
-            self.0.insert(w.key, (w.value, w.metadata));
-        }
-        keys
-    }
-
-    fn refresh(&self, p: &mut Presence, now: u64) {
-        let listed: Vec<ListedKey> = self
-            .0
-            .iter()
-            .filter(|(k, _)| k.starts_with("r:"))
-            .map(|(k, (_, m))| ListedKey {
-                name: k.clone(),
-                metadata: m.clone(),
-            })
-            .collect();
-        let want = p.keys_to_fetch(SITE, &listed);
-        let fetched = want
-            .into_iter()
-            .filter_map(|k| self.0.get(&k).map(|(v, _)| (k, v.clone())))
-            .collect();
-        p.apply_remote(now, SITE, &listed, fetched);
+impl Recording {
+    /// Whether the calls since the last `take` wrote `key`, and whether they listed.
+    fn take(&self, key: &str) -> (bool, bool) {
+        let wrote = self.puts.borrow_mut().drain(..).any(|k| k == key);
+        (wrote, self.listed.replace(false))
     }
 }
 
-fn check_count(p: &mut Presence, now: u64) -> Result<(), TestCaseError> {
+impl Store for Recording {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        metadata: Option<String>,
+        ttl_s: u64,
+    ) -> Result<(), StoreError> {
+        assert!(ttl_s >= MIN_TTL_S);
+        assert!(key.len() <= MAX_KEY_BYTES);
+        assert!(
+            metadata
+                .as_ref()
+                .is_none_or(|m| m.len() <= MAX_METADATA_BYTES)
+        );
+        self.puts.borrow_mut().push(key.to_owned());
+        self.inner.put(key, value, metadata, ttl_s).await
+    }
+
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, StoreError> {
+        self.listed.set(true);
+        self.inner.list(prefix, cursor).await
+    }
+}
+
+fn check_count(svc: &Service, kv: &Recording, now: u64) -> Result<(), TestCaseError> {
     for page in [None, Some("/p1")] {
-        let c = p.count(now, SITE, page);
+        let c = block_on_ready(svc.count(kv, now, SITE, page)).expect("the store works");
         prop_assert_eq!(c.online, c.members + c.guests, "{:?}", c);
         prop_assert!(c.idle <= c.online, "{:?}", c);
         prop_assert!(c.tabs >= c.online, "{:?}", c);
@@ -227,59 +239,123 @@ proptest! {
     #[test]
     fn leaves_stick_and_counts_stay_consistent(ops in prop::collection::vec(op(), 1..60)) {
         let cfg = EngineConfig::default();
-        let mut isos = [
-            Presence::new("a", cfg.clone()).with_location("L1"),
-            Presence::new("b", cfg).with_location("L1"),
+        let isos = [
+            Service::new(Presence::new("a", cfg.clone()).with_location("L1")),
+            Service::new(Presence::new("b", cfg).with_location("L1")),
         ];
-        let mut kv = Kv::default();
+        let own: Vec<String> = isos.iter().map(|s| s.with(|p| p.own_key(SITE))).collect();
+        let kv = Recording::default();
         let mut now = T0;
         // Steps are numbered, as several may happen in the same millisecond.
         // Per tab: (isolate it left at, step), while it has not beaten since.
         let mut left: BTreeMap<u8, (usize, usize)> = BTreeMap::new();
         // Per isolate: the step its record was last written at.
         let mut published: [Option<usize>; 2] = [None, None];
-        // Per isolate: the step it last read the store at.
+        // Per isolate: the step it last listed the store at (and so read every record).
         let mut read: [Option<usize>; 2] = [None, None];
+        let note = |i: usize, step: usize, published: &mut [Option<usize>; 2], read: &mut [Option<usize>; 2]| {
+            let (wrote, listed) = kv.take(&own[i]);
+            if wrote {
+                published[i] = Some(step);
+            }
+            if listed {
+                read[i] = Some(step);
+            }
+        };
         for (step, op) in ops.into_iter().enumerate() {
             match op {
                 Op::Beat { tab, iso, idle, page, member } => {
                     let m = member.then(|| Member { id: format!("m{}", tab / 2), name: "M".into() });
-                    isos[iso as usize].heartbeat(now, &beat(tab, idle, page), m);
+                    let i = iso as usize;
+                    block_on_ready(isos[i].heartbeat(&kv, now, &beat(tab, idle, page), m))
+                        .expect("the store works");
+                    note(i, step, &mut published, &mut read);
                     left.remove(&tab);
                 }
                 Op::Leave { tab, iso } => {
-                    isos[iso as usize].leave(now, &beat(tab, false, 0));
-                    left.insert(tab, (iso as usize, step));
+                    let i = iso as usize;
+                    block_on_ready(isos[i].leave(&kv, now, &beat(tab, false, 0)));
+                    // A write in this step came after the leave: count it as the next step's.
+                    note(i, step + 1, &mut published, &mut read);
+                    left.insert(tab, (i, step));
                 }
                 Op::Advance(ms) => now += ms,
                 Op::Sync => {
-                    for (i, p) in isos.iter_mut().enumerate() {
-                        let own = p.own_key(SITE);
-                        if kv.put(p.take_writes(now)).contains(&own) {
-                            published[i] = Some(step);
-                        }
+                    for (i, svc) in isos.iter().enumerate() {
+                        block_on_ready(svc.flush_timer_fired(&kv, now, now));
+                        note(i, step, &mut published, &mut read);
                     }
-                    for (i, p) in isos.iter_mut().enumerate() {
-                        kv.refresh(p, now);
-                        read[i] = Some(step);
+                    for (i, svc) in isos.iter().enumerate() {
+                        block_on_ready(svc.refresh(&kv, now, SITE)).expect("the store works");
+                        note(i, step, &mut published, &mut read);
                     }
                 }
             }
             for (&tab, &(at_iso, at)) in &left {
                 let (v, t) = (visitor(tab / 2), format!("t{tab}"));
-                prop_assert!(!isos[at_iso].tab_counted(now, SITE, &v, &t), "tab {} counted where it left", tab);
+                prop_assert!(!isos[at_iso].with(|p| p.tab_counted(now, SITE, &v, &t)), "tab {} counted where it left", tab);
                 let other = 1 - at_iso;
                 let propagated = published[at_iso].is_some_and(|w| w > at)
                     && read[other].is_some_and(|r| r >= published[at_iso].unwrap_or(usize::MAX));
                 if propagated {
-                    prop_assert!(!isos[other].tab_counted(now, SITE, &v, &t), "tab {} counted at the other isolate", tab);
+                    prop_assert!(!isos[other].with(|p| p.tab_counted(now, SITE, &v, &t)), "tab {} counted at the other isolate", tab);
                 }
             }
-            for p in &mut isos {
-                check_count(p, now)?;
+            for (i, svc) in isos.iter().enumerate() {
+                check_count(svc, &kv, now)?;
+                // A count may refresh: that reads the store too.
+                note(i, step, &mut published, &mut read);
             }
         }
     }
+
+    /// The count of a location is the merge of its isolates' records: per tab the winning
+    /// entry, less tombstones, live by the liveness rule — so `merge` is the merge the
+    /// counting path applies, whichever records hold which entries.
+    #[test]
+    fn counting_applies_the_merge(sources in prop::collection::vec(source(), 1..4), now in 0u64..200) {
+        let cfg = EngineConfig::default();
+        let mut me = Presence::new("me", cfg.clone()).with_location("L1");
+        let mut listed = Vec::new();
+        let mut fetched = Vec::new();
+        // A record holds at most one entry per tab.
+        let sources: Vec<Source> = sources
+            .into_iter()
+            .map(|(mut tabs, gone)| {
+                let mut seen = std::collections::BTreeSet::new();
+                tabs.retain(|t| seen.insert((t.visitor.clone(), t.tab.clone())));
+                (tabs, gone)
+            })
+            .collect();
+        for (i, (tabs, gone)) in sources.iter().enumerate() {
+            let r = Record {
+                version: 1,
+                isolate: format!("p{i}"),
+                location: Some("L1".into()),
+                written_ms: 0,
+                lease_until_ms: cfg.lease_ms,
+                tabs: tabs.clone(),
+                gone: gone.clone(),
+            };
+            let key = format!("r:{SITE}:L1/p{i}");
+            listed.push(ListedKey { name: key.clone(), metadata: None });
+            fetched.push((key, Arc::new(IndexedRecord::new(r))));
+        }
+        me.apply_remote(now, SITE, &listed, fetched);
+        let want = merged(&sources);
+        let mut visitors: Vec<&str> = want.iter().map(|t| t.visitor.as_str()).collect();
+        visitors.dedup();
+        let c = me.count(now, SITE, None);
+        prop_assert_eq!(c.online, visitors.len() as u64, "{:?}", want);
+        prop_assert_eq!(c.tabs, want.len() as u64);
+        for t in &want {
+            prop_assert!(me.tab_counted(now, SITE, &t.visitor, &t.tab));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn records_round_trip(

@@ -105,36 +105,57 @@ pub struct App {
     limiter: RefCell<Limiter>,
 }
 
-/// The value of `key` in a query string, percent-decoded.
+/// The value of `key` in a query string, decoded as a form (`+` is a space, `%XX` a byte;
+/// malformed escapes are kept as they are, and the value is then validated as any other).
 fn query_param(query: &str, key: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k).as_deref() == Some(key)).then(|| percent_decode(v))?
-    })
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
+/// The API's routes, parsed once from the path ([`Route::parse`]); one handler each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `/healthz`: liveness, and with `DEBUG_STATS` the isolate's sizes.
+    Health,
+    /// `POST /v1/heartbeat`.
+    Heartbeat,
+    /// `POST /v1/leave` (the pagehide beacon).
+    Leave,
+    /// `GET /v1/count`.
+    Count,
+    /// `GET /v1/online`: members online.
+    Online,
+    /// `GET /v1/last-seen`: when a member was last seen.
+    LastSeen,
+    /// `GET /v1/badge.svg`: the count as an image.
+    Badge,
+}
+
+impl Route {
+    /// The route at `path`, if any.
+    #[must_use]
+    pub fn parse(path: &str) -> Option<Self> {
+        Some(match path {
+            "/healthz" => Self::Health,
+            "/v1/heartbeat" => Self::Heartbeat,
+            "/v1/leave" => Self::Leave,
+            "/v1/count" => Self::Count,
+            "/v1/online" => Self::Online,
+            "/v1/last-seen" => Self::LastSeen,
+            "/v1/badge.svg" => Self::Badge,
+            _ => return None,
+        })
+    }
+
+    /// The methods the route allows, as a 405's `Allow` says.
+    fn allow(self) -> &'static str {
+        match self {
+            Self::Health => "GET, HEAD",
+            Self::Heartbeat | Self::Leave => "POST, OPTIONS",
+            Self::Count | Self::Online | Self::LastSeen | Self::Badge => "GET, HEAD, OPTIONS",
         }
     }
-    String::from_utf8(out).ok()
 }
 
 fn not_found() -> Error {
@@ -289,26 +310,23 @@ impl App {
         now: u64,
         req: &HttpRequest,
     ) -> Result<HttpResponse, Error> {
-        let method = req.method.as_str();
-        match req.path.as_str() {
-            "/healthz" => match method {
-                "GET" | "HEAD" if self.config.debug_stats => {
-                    Ok(HttpResponse::json(200, self.debug_stats(now)))
-                }
-                "GET" | "HEAD" => Ok(HttpResponse::json(200, r#"{"ok":true}"#.to_owned())),
-                _ => Err(method_not_allowed("GET, HEAD")),
-            },
-            "/v1/heartbeat" | "/v1/leave" => match method {
-                "POST" => self.post_beat(store, now, req).await,
-                "OPTIONS" => self.preflight(req),
-                _ => Err(method_not_allowed("POST, OPTIONS")),
-            },
-            "/v1/count" | "/v1/online" | "/v1/last-seen" | "/v1/badge.svg" => match method {
-                "GET" | "HEAD" => self.get(store, now, req).await,
-                "OPTIONS" => self.preflight(req),
-                _ => Err(method_not_allowed("GET, HEAD, OPTIONS")),
-            },
-            _ => Err(not_found()),
+        let route = Route::parse(&req.path).ok_or_else(not_found)?;
+        match (route, req.method.as_str()) {
+            (Route::Health, "GET" | "HEAD") if self.config.debug_stats => {
+                Ok(HttpResponse::json(200, self.debug_stats(now)))
+            }
+            (Route::Health, "GET" | "HEAD") => {
+                Ok(HttpResponse::json(200, r#"{"ok":true}"#.to_owned()))
+            }
+            (Route::Health, _) => Err(method_not_allowed(route.allow())),
+            (_, "OPTIONS") => self.preflight(req),
+            (Route::Heartbeat | Route::Leave, "POST") => {
+                self.post_beat(store, now, req, route).await
+            }
+            (Route::Count | Route::Online | Route::LastSeen | Route::Badge, "GET" | "HEAD") => {
+                self.get(store, now, req, route).await
+            }
+            _ => Err(method_not_allowed(route.allow())),
         }
     }
 
@@ -351,6 +369,7 @@ impl App {
         store: &S,
         now: u64,
         req: &HttpRequest,
+        route: Route,
     ) -> Result<HttpResponse, Error> {
         if req
             .content_length
@@ -377,7 +396,7 @@ impl App {
         }
         let beat = parse_beat(&req.body)?;
         self.check_site(&beat.site, req.origin.as_deref())?;
-        if req.path == "/v1/leave" {
+        if route == Route::Leave {
             self.service.leave(store, now, &beat).await;
             return Ok(HttpResponse::new(204));
         }
@@ -446,6 +465,7 @@ impl App {
         store: &S,
         now: u64,
         req: &HttpRequest,
+        route: Route,
     ) -> Result<HttpResponse, Error> {
         let site = query_param(&req.query, "site").ok_or_else(|| {
             Error::bad_request("invalid_site", "query parameter site is required")
@@ -453,15 +473,15 @@ impl App {
         self.check_site(&site, None)?;
         let internal =
             |e: serde_json::Error| Error::new(ErrorKind::Internal, "internal", e.to_string());
-        match req.path.as_str() {
-            "/v1/online" => {
+        match route {
+            Route::Online => {
                 self.check_member_reader(&site, req.authorization.as_deref())?;
                 let members = self.service.online(store, now, &site).await?;
                 let body = serde_json::to_string(&serde_json::json!({ "members": members }))
                     .map_err(internal)?;
                 Ok(HttpResponse::json(200, body))
             }
-            "/v1/last-seen" => {
+            Route::LastSeen => {
                 let member = query_param(&req.query, "member")
                     .filter(|m| token::is_member_id(m))
                     .ok_or_else(|| {
@@ -476,7 +496,7 @@ impl App {
                     serde_json::to_string(&seen).map_err(internal)?,
                 ))
             }
-            "/v1/badge.svg" => {
+            Route::Badge => {
                 let count = self.service.count(store, now, &site, None).await?;
                 Ok(HttpResponse::new(200)
                     .header("content-type", "image/svg+xml; charset=utf-8")
@@ -815,7 +835,12 @@ mod tests {
             query_param("site=de%6Do&page=%2Fa%20b", "page").as_deref(),
             Some("/a b")
         );
-        assert_eq!(query_param("site=%zz", "site"), None);
+        // A malformed escape stays as it is; validation then refuses the site.
+        assert_eq!(query_param("site=%zz", "site").as_deref(), Some("%zz"));
+        let r = block_on_ready(app.handle(&store, 0, &get("/v1/count", "site=%zz")));
+        assert_eq!(r.status, 400);
+        assert_eq!(Route::parse("/v1/count"), Some(Route::Count));
+        assert_eq!(Route::parse("/v1/count/"), None);
     }
 
     #[test]

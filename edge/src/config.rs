@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use herenow_core::engine::EngineConfig;
+use herenow_core::engine::{EngineConfig, Setting};
 use herenow_core::limits::LimitConfig;
 use herenow_core::protocol::validate_site;
 use serde::Deserialize;
@@ -257,17 +257,16 @@ impl Config {
                 ));
             }
         };
-        engine.validate().map_err(|m| {
-            let setting = if m.starts_with("window") {
-                "WINDOW_S"
-            } else if m.starts_with("heartbeat") {
-                "HEARTBEAT_S"
-            } else if m.starts_with("flush") {
-                "FLUSH_S"
-            } else {
-                "LEASE_S"
+        engine.validate().map_err(|e| {
+            let setting = match e.setting {
+                Setting::Window => "WINDOW_S",
+                Setting::Heartbeat => "HEARTBEAT_S",
+                Setting::FlushMin => "FLUSH_S",
+                Setting::Lease => "LEASE_S",
+                // Not read from the environment: the default always passes.
+                Setting::MaxTabsPerRecord => "max_tabs_per_record",
             };
-            bad(setting, m)
+            bad(setting, e.message)
         })?;
         let body_timeout_ms = parse_ms(
             "BODY_TIMEOUT_S",
@@ -367,6 +366,12 @@ mod tests {
             (&[("SITES", SITES), ("HEARTBEAT_S", "90")], "HEARTBEAT_S"),
             (&[("SITES", SITES), ("FLUSH_S", "0.1")], "FLUSH_S"),
             (&[("SITES", SITES), ("LEASE_S", "5")], "LEASE_S"),
+            // Regression: no room left for the handoff margin is the heartbeat's fault,
+            // not the lease's (was reported as LEASE_S).
+            (
+                &[("SITES", SITES), ("WINDOW_S", "60"), ("HEARTBEAT_S", "56")],
+                "HEARTBEAT_S",
+            ),
             (&[("SITES", SITES), ("DEBUG_STATS", "yes")], "DEBUG_STATS"),
             (
                 &[("SITES", SITES), ("BODY_TIMEOUT_S", "0")],

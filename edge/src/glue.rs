@@ -1,7 +1,7 @@
 //! The Workers entry: converts the runtime's request to [`HttpRequest`], runs the app, and
 //! converts the [`HttpResponse`] back. The app lives for the isolate's lifetime.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -22,40 +22,23 @@ pub const KV_BINDING: &str = "PRESENCE";
 
 thread_local! {
     static APP: RefCell<Option<Rc<App>>> = const { RefCell::new(None) };
-    /// When the delayed flush scheduled last in this isolate is due (Unix ms), if one is.
-    static FLUSH_AT: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 /// Publishes changes that the write spacing held back, after the response, so that a
-/// leave shows elsewhere even if no other request reaches this isolate. A change due
-/// before the flush already scheduled (a leave after a join) gets a flush of its own.
+/// leave shows elsewhere even if no other request reaches this isolate. When, and which
+/// flushes are needed, is the driver's (`Service::flush_timer`); the glue only waits.
 fn schedule_flush(ctx: &Context, app: Rc<App>, kv: Kv) {
     let now = Date::now().as_millis();
-    let Some(at) = app.service().with(|p| p.next_flush_at()) else {
+    let Some(at) = app.service().flush_timer(now) else {
         return;
     };
-    let at = at.max(now) + 5;
-    // waitUntil keeps an isolate's event alive for at most 30 s; later flushes wait for
-    // the next request.
-    if at > now + 25_000 {
-        return;
-    }
-    // One scheduled no later covers it (one in the past has run or was dropped).
-    if FLUSH_AT
-        .with(Cell::get)
-        .is_some_and(|f| f <= at && f >= now)
-    {
-        return;
-    }
-    FLUSH_AT.with(|f| f.set(Some(at)));
-    let wait = Duration::from_millis(at - now);
+    let wait = Duration::from_millis(at.saturating_sub(now));
     ctx.wait_until(async move {
         Delay::from(wait).await;
-        if FLUSH_AT.with(Cell::get).is_some_and(|f| f <= at) {
-            FLUSH_AT.with(|f| f.set(None));
-        }
-        // A failure is retried by the next request; nothing to answer here.
-        let _ = app.service().flush(&kv, Date::now().as_millis()).await;
+        let service = app.service();
+        service
+            .flush_timer_fired(&kv, at, Date::now().as_millis())
+            .await;
     });
 }
 

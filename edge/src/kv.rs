@@ -34,10 +34,6 @@ impl Store for Kv {
         b.execute().await.map_err(err)
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.0.delete(key).await.map_err(err)
-    }
-
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, StoreError> {
         let mut b = self.0.list().prefix(prefix.to_owned());
         if let Some(c) = cursor {

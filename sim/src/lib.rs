@@ -1,8 +1,11 @@
-//! The discrete-event simulation that proves the engine (cargo feature `sim`).
+//! # herenow-sim
 //!
-//! `cargo run -p herenow-core --release --example simulate` runs it (the crate's own
-//! dev-dependency turns the feature on for tests and examples); `sim::run` runs one
-//! `Scenario` with a seed and returns a `Report`, which prints as a table.
+//! The discrete-event simulation that proves herenow's engine. It develops the product and
+//! never ships: neither the client nor the edge depends on this crate, and it is the only
+//! user of the PRNG (`fastrand`). The design and its numbers: `docs/design.md`.
+//!
+//! `cargo run -p herenow-sim --release --example simulate` runs it; [`run`] runs one
+//! [`Scenario`] with a seed and returns a [`Report`], which prints as a table.
 //!
 //! # Model
 //! - **Visitors** arrive as a Poisson process (rate = concurrent visitors / mean visit) at a
@@ -16,7 +19,8 @@
 //!   uniformly random isolate of the visitor's location; isolates are evicted at random
 //!   (exponential lifetimes) and replaced by empty ones with new ids. Like the edge, an
 //!   isolate refreshes its view before a heartbeat, flushes after it, and publishes due
-//!   changes from `waitUntil` (at most 30 s after a request). The main scenarios use one
+//!   changes from `waitUntil` — all through the shipped driver,
+//!   `herenow_core::service::Service`, so what is measured is what ships. The main scenarios use one
 //!   isolate per location — Cloudflare coalesces a Worker's traffic in a data center onto
 //!   one shard server ("Shard and Conquer", 2025) — and the example also runs the medium
 //!   scenario with 2 and 4 isolates per location, where random routing applies.
@@ -30,7 +34,7 @@
 //! - **Designs** fed the same requests: (a) naive — one key per visitor, written on every
 //!   heartbeat and beacon, deleted on leave, counted by list + a get per key; (b) the same
 //!   keys with the state in metadata, counted by list alone; (c) herenow — the
-//!   [`crate::engine::Presence`] of each isolate, driven directly.
+//!   `herenow_core::engine::Presence` of each isolate, driven by its `Service`.
 //! - **Truth**: a tab is live from its first heartbeat until its leave or a window after its
 //!   last heartbeat or beacon; people online = visitors with a live tab — the engine's own
 //!   definition (an idle beacon counts for a window; a full page load is a leave and a new
@@ -46,22 +50,14 @@
 //!   streams, so that for a seed every setting and design sees the same visitors and is
 //!   sampled at the same instants and locations (paired comparisons).
 
-#[cfg(feature = "sim")]
 mod kv;
-#[cfg(feature = "sim")]
 mod report;
-#[cfg(feature = "sim")]
 mod run;
-#[cfg(feature = "sim")]
 mod scenario;
-#[cfg(feature = "sim")]
 mod truth;
 
-#[cfg(feature = "sim")]
 pub use report::{
     DIAG_ROWS, DesignReport, Diagnostics, ORACLE_BUDGET, Report, Stat, Target, targets_across,
 };
-#[cfg(feature = "sim")]
 pub use run::run;
-#[cfg(feature = "sim")]
 pub use scenario::{Scenario, Workload};

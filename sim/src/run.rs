@@ -5,18 +5,20 @@ use std::collections::BinaryHeap;
 
 use fastrand::Rng;
 
-use super::kv::{Kv, NaiveKv, Ops, lag};
+use std::cell::{Cell, RefCell};
+
+use super::kv::{At, Kv, NaiveKv, Ops, lag};
 use super::report::{
     CACHE_REFRESH_MS, DIAG_ROWS, DesignReport, Diagnostics, ORACLES, Report, Stat,
 };
 use super::scenario::Scenario;
 use super::truth::{CAUSES, Instant, TabTruth, Truth};
-use crate::engine::{Member, Presence, Refresh, record_prefix};
-use crate::protocol::{Beat, TabState};
+use herenow_core::engine::{Member, Presence};
+use herenow_core::protocol::{Beat, TabState};
+use herenow_core::service::Service;
+use herenow_core::store::block_on_ready;
 
 const SITE: &str = "demo";
-/// `waitUntil` keeps an isolate busy at most this long after a response.
-const WAIT_UNTIL_MS: u64 = 30_000;
 /// Leave probes: every 100 ms for 3 s, then every second up to this long.
 const PROBE_HORIZON_MS: u64 = 130_000;
 
@@ -83,11 +85,9 @@ struct Tab {
 
 #[derive(Debug)]
 struct Iso {
-    p: Presence,
+    svc: Service,
     own_key: String,
     epoch: u32,
-    /// When the delayed flush scheduled last is due, if one is.
-    flush_at: Option<u64>,
     /// Sampled leaves waiting for this isolate's next record write.
     awaiting: Vec<u32>,
 }
@@ -127,8 +127,7 @@ struct Sim<'a> {
     maybe_live: Vec<u32>,
     isos: Vec<Vec<Iso>>,
     loc_names: Vec<String>,
-    prefix: String,
-    kv: Kv,
+    kv: RefCell<Kv>,
     naive: NaiveKv,
     naive_present: u64,
     measuring: bool,
@@ -199,7 +198,7 @@ impl Sim<'_> {
         for x in &mut b {
             *x = self.rng.u8(..);
         }
-        crate::protocol::visitor_id_from_random(b)
+        herenow_core::protocol::visitor_id_from_random(b)
     }
 
     fn new_tab(&mut self, v: u32) -> u32 {
@@ -255,11 +254,11 @@ impl Sim<'_> {
         // (c): the isolate the request lands on.
         let slot = self.io.usize(..self.sc.isolates_per_location);
         self.requests += 1;
-        self.refresh(loc as usize, slot, now, true);
-        self.isos[loc as usize][slot]
-            .p
-            .heartbeat(now, &beat, member);
-        self.flush(loc as usize, slot, now);
+        let (l, store) = (loc as usize, self.store(loc as usize, slot, now, true));
+        let _ = block_on_ready(self.isos[l][slot].svc.heartbeat(&store, now, &beat, member));
+        if store.wrote_own.get() {
+            self.wrote_own(l, slot, now);
+        }
         if self.measuring {
             self.count_requests += 1;
             self.count_naive_request();
@@ -277,7 +276,6 @@ impl Sim<'_> {
         self.naive.delete(vi, now, loc, self.sc.max_lag_ms);
         let slot = self.io.usize(..self.sc.isolates_per_location);
         self.requests += 1;
-        self.isos[loc as usize][slot].p.leave(now, &beat);
         let sampled = sample && self.measuring && self.io.f64() < self.leave_p;
         if sampled {
             let remote = (self.sc.locations > 1).then(|| {
@@ -305,7 +303,12 @@ impl Sim<'_> {
             }
             self.at(now + 100, Ev::Probe(i, 0));
         }
-        self.flush(loc as usize, slot, now);
+        // The leave is recorded and published after the sampled probe waits for it.
+        let store = self.store(loc as usize, slot, now, true);
+        block_on_ready(self.isos[loc as usize][slot].svc.leave(&store, now, &beat));
+        if store.wrote_own.get() {
+            self.wrote_own(loc as usize, slot, now);
+        }
         self.after_request(loc as usize, slot, now);
     }
 
@@ -339,67 +342,42 @@ impl Sim<'_> {
         }
     }
 
-    // ---- the engine's I/O, as the edge does it ----
+    // ---- the engine's I/O: through the shipped driver ----
 
-    fn refresh(&mut self, loc: usize, slot: usize, now: u64, account: bool) {
-        let account = account && self.measuring;
-        let iso = &mut self.isos[loc][slot];
-        match iso.p.refresh_due(now, SITE) {
-            Refresh::Fresh => return,
-            Refresh::Poll(keys) => {
-                let read = keys
-                    .into_iter()
-                    .map(|k| {
-                        let v = self.kv.get_indexed(&k, loc as u16, now, account);
-                        (k, v)
-                    })
-                    .collect();
-                iso.p.apply_polled_indexed(now, SITE, read);
-                return;
-            }
-            Refresh::List => {}
+    /// The simulated KV as isolate `slot` of `loc` sees it at `now`.
+    fn store(&self, loc: usize, slot: usize, now: u64, account: bool) -> At<'_> {
+        At {
+            kv: &self.kv,
+            loc: loc as u16,
+            now,
+            account: account && self.measuring,
+            own_key: &self.isos[loc][slot].own_key,
+            wrote_own: Cell::new(false),
         }
-        let listed = self.kv.list(&self.prefix, loc as u16, now, account);
-        let want = iso.p.keys_to_fetch(SITE, &listed);
-        let mut fetched = Vec::with_capacity(want.len());
-        for k in want {
-            if let Some(v) = self.kv.get_indexed(&k, loc as u16, now, account) {
-                fetched.push((k, v));
-            }
-        }
-        iso.p.apply_remote_indexed(now, SITE, &listed, fetched);
     }
 
-    fn flush(&mut self, loc: usize, slot: usize, now: u64) {
+    fn refresh(&mut self, loc: usize, slot: usize, now: u64, account: bool) {
+        let store = self.store(loc, slot, now, account);
+        // The simulated KV never fails.
+        let _ = block_on_ready(self.isos[loc][slot].svc.refresh(&store, now, SITE));
+    }
+
+    /// Bookkeeping after a write of isolate `slot`'s own record at `now`.
+    fn wrote_own(&mut self, loc: usize, slot: usize, now: u64) {
         let iso = &mut self.isos[loc][slot];
-        let writes = iso.p.take_writes(now);
-        for w in writes {
-            let own = w.key == iso.own_key;
-            if own {
-                for i in iso.awaiting.drain(..) {
-                    self.leaves[i as usize].published = Some(now);
-                }
-            }
-            self.kv
-                .put(&w.key, w.value, w.metadata, w.ttl_s, now, loc as u16);
-            if own {
-                let id = self.kv.key_id(&iso.own_key).unwrap_or_default();
-                let at = self.truth_hist.mark(now);
-                self.summary_writes[loc].push((now, id, at.1));
-            }
+        for i in iso.awaiting.drain(..) {
+            self.leaves[i as usize].published = Some(now);
         }
+        let id = self.kv.borrow().key_id(&iso.own_key).unwrap_or_default();
+        let at = self.truth_hist.mark(now);
+        self.summary_writes[loc].push((now, id, at.1));
     }
 
     fn after_request(&mut self, loc: usize, slot: usize, now: u64) {
-        let iso = &mut self.isos[loc][slot];
-        if let Some(at) = iso.p.next_flush_at() {
-            let at = at.max(now) + 5;
-            // A change due before the flush already scheduled gets one of its own.
-            if at <= now + WAIT_UNTIL_MS && iso.flush_at.is_none_or(|f| at < f) {
-                iso.flush_at = Some(at);
-                let epoch = iso.epoch;
-                self.at(at, Ev::Flush(loc as u16, slot as u16, epoch));
-            }
+        let iso = &self.isos[loc][slot];
+        if let Some(at) = iso.svc.flush_timer(now) {
+            let epoch = iso.epoch;
+            self.at(at, Ev::Flush(loc as u16, slot as u16, epoch));
         }
     }
 
@@ -408,9 +386,8 @@ impl Sim<'_> {
         let p = Presence::new(name, self.sc.engine.clone()).with_location(&self.loc_names[loc]);
         Iso {
             own_key: p.own_key(SITE),
-            p,
+            svc: Service::new(p),
             epoch,
-            flush_at: None,
             awaiting: Vec::new(),
         }
     }
@@ -500,7 +477,7 @@ impl Sim<'_> {
             Ev::Measure => {
                 self.measuring = true;
                 self.measure_start = now;
-                self.ops_at_start = self.kv.ops;
+                self.ops_at_start = self.kv.borrow().ops;
                 self.naive_at_start = self.naive.ops;
                 self.truth_hist.counting_from = now;
                 // The write budget: a twentieth of the naive design's writes, spread evenly
@@ -663,12 +640,13 @@ impl Sim<'_> {
                 }
             }
             Ev::Flush(loc, slot, epoch) => {
-                let iso = &mut self.isos[loc as usize][slot as usize];
-                if iso.epoch == epoch {
-                    if iso.flush_at.is_some_and(|f| f <= now) {
-                        iso.flush_at = None;
+                let (l, s) = (loc as usize, slot as usize);
+                if self.isos[l][s].epoch == epoch {
+                    let store = self.store(l, s, now, true);
+                    block_on_ready(self.isos[l][s].svc.flush_timer_fired(&store, now, now));
+                    if store.wrote_own.get() {
+                        self.wrote_own(l, s, now);
                     }
-                    self.flush(loc as usize, slot as usize, now);
                 }
             }
             Ev::Evict(loc, slot) => {
@@ -727,8 +705,9 @@ impl Sim<'_> {
         self.truth_n += 1;
         let loc = self.sampler.usize(..self.sc.locations);
         let slot = self.io.usize(..self.sc.isolates_per_location);
-        self.refresh(loc, slot, now, true);
-        let c = self.isos[loc][slot].p.count(now, SITE, None);
+        let store = self.store(loc, slot, now, true);
+        let c = block_on_ready(self.isos[loc][slot].svc.count(&store, now, SITE, None))
+            .unwrap_or_default();
         self.count_requests += 1;
         self.count_naive_request();
         let n = self
@@ -762,10 +741,10 @@ impl Sim<'_> {
     fn diagnose(&mut self, now_i: Instant, r: usize, slot: usize, online: u64) {
         let now = now_i.0;
         let th = &self.truth_hist;
-        let p = &self.isos[r][slot].p;
-        let listed = p.listed_at(SITE).unwrap_or(now);
+        let svc = &self.isos[r][slot].svc;
+        let listed = svc.with(|p| p.listed_at(SITE)).unwrap_or(now);
         let mut sums: Vec<Option<(u64, u64)>> = vec![None; self.sc.locations];
-        for (loc, w, n) in p.summaries_counted(now, SITE) {
+        for (loc, w, n) in svc.with(|p| p.summaries_counted(now, SITE)) {
             if let Some(l) = loc.and_then(|x| self.loc_names.iter().position(|n| *n == x)) {
                 sums[l] = Some((w, n));
             }
@@ -880,8 +859,8 @@ impl Sim<'_> {
             let slot = self.io.usize(..self.sc.isolates_per_location);
             self.refresh(loc as usize, slot, now, false);
             let counted = self.isos[loc as usize][slot]
-                .p
-                .tab_counted(now, SITE, &vid, &tid);
+                .svc
+                .with(|p| p.tab_counted(now, SITE, &vid, &tid));
             let lp = &mut self.leaves[i as usize];
             if counted {
                 lp.own_last_counted = offset;
@@ -907,8 +886,8 @@ impl Sim<'_> {
                 let slot = self.io.usize(..self.sc.isolates_per_location);
                 self.refresh(r, slot, now, false);
                 let seen = self.isos[r][slot]
-                    .p
-                    .location_as_of(SITE, &self.loc_names[loc as usize])
+                    .svc
+                    .with(|p| p.location_as_of(SITE, &self.loc_names[loc as usize]))
                     .is_some_and(|w| w >= pubd);
                 if seen {
                     self.else_h.push(offset as f64 / 1000.0);
@@ -971,8 +950,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         maybe_live: Vec::new(),
         isos: Vec::new(),
         loc_names,
-        prefix: record_prefix(SITE),
-        kv: Kv::new(seed, sc.max_lag_ms),
+        kv: RefCell::new(Kv::new(seed, sc.max_lag_ms)),
         naive: NaiveKv::default(),
         naive_present: 0,
         measuring: false,
@@ -1058,7 +1036,8 @@ fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
     let sc = sim.sc;
     let hours = sc.measure_ms as f64 / 3_600_000.0;
     let vh = (sim.visitor_ms / 3_600_000.0).max(1e-9);
-    let h = sim.kv.ops - sim.ops_at_start;
+    let kv = sim.kv.borrow();
+    let h = kv.ops - sim.ops_at_start;
     let n = sim.naive.ops - sim.naive_at_start;
     let err_stat = |v: &[(f64, f64)]| {
         (
@@ -1124,13 +1103,13 @@ fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
         evictions: sim.evictions,
         lost_leaves: sim.lost_leaves,
         last_seen_writes: h.last_seen_writes,
-        max_value_bytes: sim.kv.max_value,
-        max_metadata_bytes: sim.kv.max_metadata,
-        max_key_bytes: sim.kv.max_key,
-        min_ttl_s: if sim.kv.min_ttl == u64::MAX {
+        max_value_bytes: kv.max_value,
+        max_metadata_bytes: kv.max_metadata,
+        max_key_bytes: kv.max_key,
+        min_ttl_s: if kv.min_ttl == u64::MAX {
             0
         } else {
-            sim.kv.min_ttl
+            kv.min_ttl
         },
         designs: [a, b, c],
         runtime_s: started.elapsed().as_secs_f64(),

@@ -2,9 +2,9 @@
 //! then variants of the medium scenario (no KV lag; several isolates per location).
 //!
 //! ```text
-//! cargo run -p herenow-core --release --example simulate                  # everything, seed 1
-//! cargo run -p herenow-core --release --example simulate -- --seed 7
-//! cargo run -p herenow-core --release --example simulate -- --only medium --isolates 2
+//! cargo run -p herenow-sim --release --example simulate                  # everything, seed 1
+//! cargo run -p herenow-sim --release --example simulate -- --seed 7
+//! cargo run -p herenow-sim --release --example simulate -- --only medium --isolates 2
 //! # one scenario; also --lag-s N, --remote-delay-ms N, --join-delay-ms N, --measure-min N,
 //! # --seed N, --diagnose (the
 //! # count error by source, and oracles)
@@ -12,7 +12,7 @@
 
 use std::thread;
 
-use herenow_core::sim::{Report, Scenario, run, targets_across};
+use herenow_sim::{Report, Scenario, run, targets_across};
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
     let i = args.iter().position(|a| a == name)?;

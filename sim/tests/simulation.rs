@@ -1,8 +1,8 @@
 //! The small scenario of the simulation, with assertions on its targets (runs in
-//! `cargo test -p herenow-core`; the full run is `cargo run -p herenow-core --release
+//! `cargo test -p herenow-sim`; the full run is `cargo run -p herenow-sim --release
 //! --example simulate`).
 
-use herenow_core::sim::{ORACLE_BUDGET, Scenario, run};
+use herenow_sim::{ORACLE_BUDGET, Scenario, run};
 
 #[test]
 fn small_scenario_meets_its_targets() {

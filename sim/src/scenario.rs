@@ -1,6 +1,6 @@
 //! Scenarios and workloads.
 
-use crate::engine::EngineConfig;
+use herenow_core::engine::EngineConfig;
 
 /// What visitors do. Times in milliseconds; shares in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]

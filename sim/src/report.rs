@@ -3,8 +3,8 @@
 use core::fmt;
 
 use super::scenario::Scenario;
-use crate::engine::MAX_VALUE_BYTES;
-use crate::store::{MAX_METADATA_BYTES, MIN_TTL_S};
+use herenow_core::engine::MAX_VALUE_BYTES;
+use herenow_core::store::{MAX_METADATA_BYTES, MIN_TTL_S};
 
 /// Hours in a month, for cost estimates.
 const MONTH_H: f64 = 730.0;

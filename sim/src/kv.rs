@@ -1,14 +1,14 @@
 //! A Workers KV model: per-location visibility lag, TTLs, operation counts, and the
 //! 1 write/s/key rule.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::engine::{IndexedRecord, Record};
+use herenow_core::engine::{IndexedRecord, Record};
 
-use crate::store::{LIST_PAGE, ListedKey};
+use herenow_core::store::{LIST_PAGE, ListPage, ListedKey, Store, StoreError};
 
 /// Operations served.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -191,6 +191,16 @@ impl Kv {
         out
     }
 
+    /// The value of `key` visible at `loc`, as bytes.
+    pub fn get(&mut self, key: &str, loc: u16, now: u64, count: bool) -> Option<Vec<u8>> {
+        if count {
+            self.ops.reads += 1;
+        }
+        let h = self.keys.get(key)?;
+        let v = self.visible(h, loc, now)?;
+        Some(v.entry.as_ref()?.0.clone())
+    }
+
     /// The value of `key` visible at `loc`, decoded as a record (decoded once per write,
     /// however many isolates read it).
     pub fn get_indexed(
@@ -288,5 +298,59 @@ impl NaiveKv {
         loc: u16,
     ) -> u64 {
         lag(seed, max_lag, visitor as u64 + (1 << 40), at, writer, loc)
+    }
+}
+
+/// The simulated KV as one isolate sees it at one instant: the [`Store`] the shipped
+/// driver ([`herenow_core::service::Service`]) runs against in the simulation. Operations are
+/// accounted only if `account`; `wrote_own` tells the simulation that the isolate's own
+/// record was written (for its leave probes and oracles).
+pub(crate) struct At<'a> {
+    pub kv: &'a RefCell<Kv>,
+    pub loc: u16,
+    pub now: u64,
+    pub account: bool,
+    pub own_key: &'a str,
+    pub wrote_own: Cell<bool>,
+}
+
+impl Store for At<'_> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .kv
+            .borrow_mut()
+            .get(key, self.loc, self.now, self.account))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        metadata: Option<String>,
+        ttl_s: u64,
+    ) -> Result<(), StoreError> {
+        self.kv
+            .borrow_mut()
+            .put(key, value, metadata, ttl_s, self.now, self.loc);
+        if key == self.own_key {
+            self.wrote_own.set(true);
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str, _cursor: Option<&str>) -> Result<ListPage, StoreError> {
+        // One call returns every page; the pages are accounted all the same.
+        let keys = self
+            .kv
+            .borrow_mut()
+            .list(prefix, self.loc, self.now, self.account);
+        Ok(ListPage { keys, cursor: None })
+    }
+
+    async fn get_record(&self, key: &str) -> Result<Option<Arc<IndexedRecord>>, StoreError> {
+        Ok(self
+            .kv
+            .borrow_mut()
+            .get_indexed(key, self.loc, self.now, self.account))
     }
 }

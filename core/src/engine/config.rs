@@ -1,0 +1,193 @@
+//! The engine's tunables and their validation.
+
+use super::*;
+
+/// Tunables of the engine. All times are in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// A tab with no heartbeat for this long is gone (default 60 s).
+    pub window_ms: u64,
+    /// The heartbeat interval clients are told to use (default 15 s).
+    pub heartbeat_ms: u64,
+    /// The least time between two writes of one record (default 1 s; KV allows 1 write/s).
+    pub flush_min_ms: u64,
+    /// How long a join, leave or time-out may wait before it is published while another
+    /// isolate of this location is active (default 1 s). Joins and departures wait equally
+    /// long, so the other isolates' counts lag but are not biased (a leave then shows at
+    /// them within this delay plus [`EngineConfig::refresh_ms`]).
+    pub join_delay_ms: u64,
+    /// How long a state or page change may wait before it is published (default 10 s).
+    pub change_delay_ms: u64,
+    /// How long a record vouches for its active tabs (default 5 min).
+    pub lease_ms: u64,
+    /// How often the records of this location's other isolates are read (a get each, no
+    /// listing) while they are active (default 500 ms).
+    pub refresh_ms: u64,
+    /// Publishing delay when only isolates of other locations are active, and how often the
+    /// records are listed (default 5 s; other locations see writes up to 60 s late anyway).
+    pub remote_delay_ms: u64,
+    /// Publishing delay, and view reuse, when no other isolate is active (default 180 s).
+    pub solo_delay_ms: u64,
+    /// How long before a published heartbeat is a window old an isolate holding a newer
+    /// one republishes it, when several isolates share the location (default 5 s).
+    pub handoff_margin_ms: u64,
+    /// How long a member's last-seen time is kept in KV (default 90 days).
+    pub last_seen_ttl_ms: u64,
+    /// The most tabs one record holds (default 100,000).
+    pub max_tabs_per_record: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            window_ms: 60_000,
+            heartbeat_ms: 15_000,
+            flush_min_ms: 1_000,
+            join_delay_ms: 1_000,
+            change_delay_ms: 10_000,
+            lease_ms: 300_000,
+            refresh_ms: 500,
+            remote_delay_ms: 5_000,
+            solo_delay_ms: 180_000,
+            handoff_margin_ms: 5_000,
+            last_seen_ttl_ms: 90 * 24 * 3_600_000,
+            max_tabs_per_record: 100_000,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The `Retry-After` a store failure is answered with, in seconds: one heartbeat
+    /// interval rounded up, from 1 to [`crate::store::STORE_RETRY_AFTER_S`]. A client that
+    /// honours it stays away no longer than between two heartbeats, so it is back inside
+    /// the window once the store is (5 s with the default 15 s interval; 1 s for windows
+    /// of 4 s and less, where a fixed 5 s would outlast the window).
+    #[must_use]
+    pub fn store_retry_after_s(&self) -> u32 {
+        let s = self.heartbeat_ms.div_ceil(1000).max(1);
+        u32::try_from(s).map_or(crate::store::STORE_RETRY_AFTER_S, |s| {
+            s.min(crate::store::STORE_RETRY_AFTER_S)
+        })
+    }
+
+    /// A config with `window_ms` and the other settings scaled to fit it, as tests with
+    /// short windows use: heartbeat a quarter of the window, lease twice the window.
+    #[must_use]
+    pub fn with_window(window_ms: u64) -> Self {
+        let d = Self::default();
+        Self {
+            window_ms,
+            heartbeat_ms: (window_ms / 4).max(250),
+            lease_ms: (window_ms * 2).max(2_000),
+            join_delay_ms: d.join_delay_ms.min(window_ms / 2),
+            change_delay_ms: d.change_delay_ms.min(window_ms / 2),
+            remote_delay_ms: d.remote_delay_ms.min(window_ms / 4).max(d.flush_min_ms),
+            solo_delay_ms: d.solo_delay_ms.min(window_ms * 2),
+            handoff_margin_ms: d.handoff_margin_ms.min(window_ms / 8),
+            ..d
+        }
+    }
+
+    /// Checks the settings against each other and KV's limits.
+    ///
+    /// # Errors
+    /// The first bad setting, named by its field (a caller maps it to its own name).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |setting, message: String| Err(ConfigError { setting, message });
+        if self.window_ms < 1_000 {
+            return bad(
+                Setting::Window,
+                format!("window must be at least 1 s (got {} ms)", self.window_ms),
+            );
+        }
+        if self.heartbeat_ms < 250 || self.heartbeat_ms >= self.window_ms {
+            return bad(
+                Setting::Heartbeat,
+                format!(
+                    "heartbeat interval must be at least 250 ms and below the window (got {} ms, window {} ms)",
+                    self.heartbeat_ms, self.window_ms
+                ),
+            );
+        }
+        if self.flush_min_ms < 1_000 {
+            return bad(
+                Setting::FlushMin,
+                "flush interval must be at least 1 s (KV allows one write per second per key)"
+                    .into(),
+            );
+        }
+        if self.lease_ms < self.window_ms {
+            return bad(
+                Setting::Lease,
+                format!(
+                    "lease ({} ms) must be at least the window ({} ms)",
+                    self.lease_ms, self.window_ms
+                ),
+            );
+        }
+        if self.max_tabs_per_record == 0 {
+            return bad(
+                Setting::MaxTabsPerRecord,
+                "max tabs per record must be at least 1".into(),
+            );
+        }
+        if self.handoff_margin_ms + self.heartbeat_ms >= self.window_ms {
+            // The heartbeat is what a deployment sets; the margin follows the window.
+            return bad(
+                Setting::Heartbeat,
+                format!(
+                    "heartbeat interval ({} ms) plus the handoff margin ({} ms) must be below the window ({} ms)",
+                    self.heartbeat_ms, self.handoff_margin_ms, self.window_ms
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn tombstone_ms(&self) -> u64 {
+        self.lease_ms + self.window_ms
+    }
+
+    pub(super) fn record_ttl_s(&self) -> u64 {
+        ((self.lease_ms + self.window_ms) / 1000 + 1).max(MIN_TTL_S)
+    }
+
+    /// How long after its last write another isolate of this location still counts as
+    /// active (a peer-mode writer republishes at least about once per window).
+    pub(super) fn peer_active_ms(&self) -> u64 {
+        2 * self.window_ms
+    }
+}
+
+/// A field of [`EngineConfig`], as [`ConfigError`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// [`EngineConfig::window_ms`].
+    Window,
+    /// [`EngineConfig::heartbeat_ms`] (also blamed when it leaves no room for the
+    /// handoff margin inside the window).
+    Heartbeat,
+    /// [`EngineConfig::flush_min_ms`].
+    FlushMin,
+    /// [`EngineConfig::lease_ms`].
+    Lease,
+    /// [`EngineConfig::max_tabs_per_record`].
+    MaxTabsPerRecord,
+}
+
+/// A bad [`EngineConfig`]: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field at fault.
+    pub setting: Setting,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,126 @@
+//! The KV key scheme: one type that formats and parses every key the engine writes.
+
+/// KV's largest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// Isolate ids are cut to this many bytes in keys.
+pub const MAX_ISOLATE_BYTES: usize = 128;
+
+/// Location names are cut to this many bytes in keys.
+pub const MAX_LOCATION_BYTES: usize = 32;
+
+/// The tag that starts every record key.
+const RECORD_TAG: &str = "r:";
+/// The tag that starts every last-seen key.
+const LAST_SEEN_TAG: &str = "m:";
+
+/// A key the engine writes: the one place that formats (`Display`) and parses
+/// ([`Key::parse`]) them. No key is written by two isolates: a record key names its
+/// isolate, and a member's last-seen key is written by one isolate per location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key<'a> {
+    /// An isolate's record for a site: `r:{site}:{location}/{isolate}`, or
+    /// `r:{site}:{isolate}` when it does not know its location. The location comes first
+    /// so that a listing of [`record_prefix`] groups isolates by location.
+    Record {
+        /// The site (validated: no `:`).
+        site: &'a str,
+        /// The writer's location (cut by [`key_part`]: no `/`), if known.
+        location: Option<&'a str>,
+        /// The writer (cut by [`key_part`]).
+        isolate: &'a str,
+    },
+    /// A member's last-seen value: `m:{site}:{member}`.
+    LastSeen {
+        /// The site.
+        site: &'a str,
+        /// The member id (at most [`crate::token::MAX_MEMBER_ID_BYTES`]).
+        member: &'a str,
+    },
+}
+
+impl<'a> Key<'a> {
+    /// Reads a key [`Key`]'s `Display` wrote; `None` for anything else.
+    #[must_use]
+    pub fn parse(key: &'a str) -> Option<Self> {
+        if let Some(rest) = key.strip_prefix(RECORD_TAG) {
+            let (site, rest) = rest.split_once(':')?;
+            let (location, isolate) = match rest.split_once('/') {
+                Some((loc, iso)) => (Some(loc), iso),
+                None => (None, rest),
+            };
+            return Some(Key::Record {
+                site,
+                location,
+                isolate,
+            });
+        }
+        let (site, member) = key.strip_prefix(LAST_SEEN_TAG)?.split_once(':')?;
+        Some(Key::LastSeen { site, member })
+    }
+
+    /// The site the key belongs to.
+    #[must_use]
+    pub fn site(&self) -> &'a str {
+        match self {
+            Key::Record { site, .. } | Key::LastSeen { site, .. } => site,
+        }
+    }
+}
+
+impl core::fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Key::Record {
+                site,
+                location: Some(loc),
+                isolate,
+            } => write!(f, "{RECORD_TAG}{site}:{loc}/{isolate}"),
+            Key::Record {
+                site,
+                location: None,
+                isolate,
+            } => write!(f, "{RECORD_TAG}{site}:{isolate}"),
+            Key::LastSeen { site, member } => write!(f, "{LAST_SEEN_TAG}{site}:{member}"),
+        }
+    }
+}
+
+/// The key prefix of a site's isolate records (what a refresh lists).
+#[must_use]
+pub fn record_prefix(site: &str) -> String {
+    format!("{RECORD_TAG}{site}:")
+}
+
+/// The key of a member's last-seen value.
+#[must_use]
+pub fn last_seen_key(site: &str, member: &str) -> String {
+    Key::LastSeen { site, member }.to_string()
+}
+
+/// The location a record key names, if any (`None` also for keys that are no record's).
+pub(super) fn key_location(key: &str) -> Option<&str> {
+    match Key::parse(key)? {
+        Key::Record { location, .. } => location,
+        Key::LastSeen { .. } => None,
+    }
+}
+
+/// The key of a tab inside a site's state: a visitor's tab.
+pub(super) fn tab_key(visitor: &str, tab: &str) -> String {
+    format!("{visitor}/{tab}")
+}
+
+/// Cuts `s` to at most `max` bytes of `[A-Za-z0-9_.-]` (others become `_`).
+pub(super) fn key_part(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
+}

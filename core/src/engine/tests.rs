@@ -1,0 +1,183 @@
+use super::*;
+
+fn beat(visitor: &str, tab: &str, page: &str) -> Beat {
+    Beat {
+        site: "demo".into(),
+        visitor: visitor.into(),
+        tab: tab.into(),
+        page: page.into(),
+        state: TabState::Active,
+        member_token: None,
+    }
+}
+
+/// The record written straight from the state encodes exactly as [`Record`] does, and
+/// holds every live tab and tombstone; capped, it holds the most recent tabs and only
+/// those are marked as published.
+#[test]
+fn records_encode_as_record_does_without_copies() {
+    let cfg = EngineConfig {
+        max_tabs_per_record: 3,
+        ..EngineConfig::default()
+    };
+    let mut p = Presence::new("iso-a", cfg).with_location("LHR");
+    let t0 = 1_000_000;
+    for i in 0..5u64 {
+        let member = (i == 1).then(|| Member {
+            id: "m1".into(),
+            name: "Ann \"A\"".into(),
+        });
+        p.heartbeat(t0 + i, &beat(&format!("v{i}"), "t", "/p"), member);
+    }
+    p.leave(t0 + 5, &beat("v0", "t", "/p"));
+    let writes = p.take_writes(t0 + 10_000);
+    let w = writes
+        .iter()
+        .find(|w| w.key == p.own_key("demo"))
+        .expect("the record is written");
+    let r = Record::decode(&w.value).expect("decodes");
+    assert_eq!(r.encode(), w.value, "byte for byte as Record encodes");
+    assert_eq!(
+        (r.isolate.as_str(), r.location.as_deref()),
+        ("iso-a", Some("LHR"))
+    );
+    let mut visitors: Vec<&str> = r.tabs.iter().map(|t| t.visitor.as_str()).collect();
+    visitors.sort_unstable();
+    assert_eq!(
+        visitors,
+        ["v2", "v3", "v4"],
+        "capped: the most recently seen"
+    );
+    assert_eq!(r.gone.len(), 1);
+    let s = &p.sites["demo"];
+    let mut ours: Vec<&str> = s
+        .tabs
+        .values()
+        .filter(|h| h.ours.is_some())
+        .map(|h| h.rec.visitor.as_str())
+        .collect();
+    ours.sort_unstable();
+    assert_eq!(ours, ["v2", "v3", "v4"]);
+
+    // Uncapped, with a member: every live tab, and the same bytes as Record.
+    let mut p = Presence::new("iso-b", EngineConfig::default());
+    p.heartbeat(
+        t0,
+        &beat("v9", "t", "/p"),
+        Some(Member {
+            id: "m9".into(),
+            name: "Zoë\n".into(),
+        }),
+    );
+    p.heartbeat(t0, &beat("v8", "u", "/q"), None);
+    let writes = p.take_writes(t0 + 10_000);
+    let r = Record::decode(&writes[0].value).expect("decodes");
+    assert_eq!(r.encode(), writes[0].value);
+    assert_eq!(r.tabs.len(), 2);
+    assert!(r.location.is_none());
+}
+
+/// Regression: a member's last-seen write that fails is made again (it was dropped:
+/// `write_failed` understood record keys only).
+#[test]
+fn a_failed_last_seen_write_is_made_again() {
+    let mut p = Presence::new("iso", EngineConfig::default());
+    let t0 = 1_000_000;
+    let ann = Member {
+        id: "m1".into(),
+        name: "Ann".into(),
+    };
+    p.heartbeat(t0, &beat("v1", "t", "/"), Some(ann));
+    assert_eq!(p.take_writes(t0 + 1_000).len(), 1, "the first record");
+    p.leave(t0 + 2_000, &beat("v1", "t", "/"));
+    let key = last_seen_key("demo", "m1");
+    let at = t0 + 2_000 + EngineConfig::default().solo_delay_ms;
+    let writes = p.take_writes(at);
+    assert!(writes.iter().any(|w| w.key == key), "{writes:?}");
+    p.write_failed(at, &key);
+    let later = at + EngineConfig::default().solo_delay_ms;
+    let again = p.take_writes(later);
+    let w = again.iter().find(|w| w.key == key).expect("written again");
+    let v: LastSeen = serde_json::from_slice(&w.value).expect("a last-seen value");
+    assert_eq!((v.last_seen, v.name.as_str()), (t0 + 2_000, "Ann"));
+    // Once made, it is not made a third time.
+    p.leave(later + 10, &beat("v2", "t", "/"));
+    let third = p.take_writes(later + 10 + EngineConfig::default().solo_delay_ms);
+    assert!(third.iter().all(|w| w.key != key), "{third:?}");
+}
+
+/// Regression: with a long window, a peer's active tabs count as long as two windows
+/// after its record was written (they stopped after a fixed 120 s).
+#[test]
+fn a_peers_active_tabs_count_for_two_windows_of_any_length() {
+    let cfg = EngineConfig::with_window(600_000);
+    let mut a = Presence::new("a", cfg.clone()).with_location("L");
+    let mut b = Presence::new("b", cfg.clone()).with_location("L");
+    let t0 = 1_000_000;
+    b.heartbeat(t0, &beat("v1", "t", "/"), None);
+    let writes = b.take_writes(t0 + cfg.join_delay_ms);
+    assert_eq!(writes.len(), 1);
+    let listed: Vec<ListedKey> = writes
+        .iter()
+        .map(|w| ListedKey {
+            name: w.key.clone(),
+            metadata: w.metadata.clone(),
+        })
+        .collect();
+    let fetched = || {
+        writes
+            .iter()
+            .map(|w| {
+                let r = Record::decode(&w.value).expect("a record");
+                (w.key.clone(), Arc::new(IndexedRecord::new(r)))
+            })
+            .collect::<Vec<_>>()
+    };
+    for at in [t0 + 5_000, t0 + 130_000, t0 + 1_000_000] {
+        a.apply_remote(at, "demo", &listed, fetched());
+        assert_eq!(a.count(at, "demo", None).online, 1, "at +{} ms", at - t0);
+        assert!(a.tab_counted(at, "demo", "v1", "t"));
+    }
+    // Written at t0 + 1 s: two windows later it no longer vouches.
+    let end = t0 + cfg.join_delay_ms + 2 * cfg.window_ms;
+    a.apply_remote(end, "demo", &listed, fetched());
+    assert_eq!(a.count(end, "demo", None).online, 0);
+}
+
+#[test]
+fn an_oversized_record_keeps_the_most_recent_tabs() {
+    let tabs: Vec<TabRecord> = (0..100u64)
+        .map(|i| TabRecord {
+            visitor: format!("v{i:03}"),
+            tab: "t".into(),
+            page: "/".into(),
+            state: TabState::Active,
+            member: None,
+            first_ms: i,
+            last_ms: i,
+        })
+        .collect();
+    let out = RecordOut {
+        version: 1,
+        isolate: "i",
+        location: None,
+        written_ms: 0,
+        lease_until_ms: 0,
+        tabs: tabs.iter().collect(),
+        gone: Vec::new(),
+    };
+    let full = out.encode().len();
+    let cut = RecordOut {
+        tabs: tabs.iter().collect(),
+        ..out
+    }
+    .encode_within(full / 2);
+    assert!(cut.len() <= full / 2);
+    let r = Record::decode(&cut).expect("decodes");
+    assert!(!r.tabs.is_empty());
+    assert!(
+        r.tabs
+            .iter()
+            .all(|t| t.last_ms >= 100 - r.tabs.len() as u64)
+    );
+}
