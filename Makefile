@@ -47,13 +47,16 @@ build-edge: tools
 
 # ORIGINS="http://localhost:3000 …" adds origins to the demo site (SITES from edge/wrangler.toml,
 # the file unchanged), for a site under development served from another port.
+# It serves the dev asset set, www/ plus the dev-only www-dev/ (the demo's member sign-in),
+# assembled into target/dev-www (scripts/dev-assets.mjs); a deploy serves www/ alone.
 ORIGINS ?=
 dev: build
+	@node scripts/dev-assets.mjs target/dev-www
 	@echo "==> wrangler dev on http://127.0.0.1:$(PORT) (local KV persisted in .wrangler/state)"
 	@SITES_VAR=(); if [ -n "$(strip $(ORIGINS))" ]; then \
 	  SITES=$$(node scripts/dev-sites.mjs $(ORIGINS)); SITES_VAR=(--var "SITES:$$SITES"); \
 	  echo "==> the demo site also allows $(strip $(ORIGINS))"; fi; \
-	cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state "$${SITES_VAR[@]}" < /dev/null
+	cd edge && wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to ../.wrangler/state --assets ../target/dev-www "$${SITES_VAR[@]}" < /dev/null
 
 test: tools-browser
 	@$(MAKE) --no-print-directory test-fmt test-clippy test-unit build test-wasm test-worker test-deploy test-npm test-client-files test-e2e test-dev test-load bench-smoke
@@ -85,11 +88,12 @@ test-worker:
 	@node --test --test-reporter=spec tests/worker.test.mjs tests/faults.test.mjs tests/locations.test.mjs
 
 test-deploy:
-	@echo "==> suite: wrangler deploy --dry-run (the deploy bundle builds, no network)"
+	@echo "==> suite: wrangler deploy --dry-run (the deploy bundle builds, no network; its assets hold nothing dev-only)"
 	@cd edge && wrangler deploy --dry-run --outdir ../target/deploy-dry-run < /dev/null > ../target/deploy.log 2>&1 \
 	  || { cat ../target/deploy.log; exit 1; }
 	@test -s target/deploy-dry-run/index.js && ls target/deploy-dry-run/*.wasm > /dev/null
 	@echo "deploy dry-run: 1 passed, 0 failed"
+	@node --test --test-reporter=spec tests/deploy-assets.test.mjs
 
 test-e2e:
 	@echo "==> suite: end to end in headless Chromium against wrangler dev (the demo, and the README's embed from a second origin), and against a failing store (Miniflare)"

@@ -1,6 +1,7 @@
 // `make dev` itself: it builds, serves http://127.0.0.1:8787 with wrangler dev (local KV on
 // disk), and a page opened in Chromium counts itself; a second browser adds one. Run with
 // ORIGINS, as the README shows: those origins are allowed for the demo site, others are not.
+// It serves the dev asset set, with the demo's member sign-in (scripts/dev-assets.mjs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnGroup } from "./lib/process-group.mjs";
@@ -52,6 +53,11 @@ test("make dev ORIGINS=… serves the demo, allows those origins, and the count 
     const pa = await a.newPage();
     await pa.goto(`${ORIGIN}/`);
     await pa.waitForFunction((sel) => Number(document.querySelector(sel)?.textContent) >= 1, ONLINE, { timeout: 15_000 });
+    // make dev serves the dev asset set: the demo's member sign-in (www-dev/) is there.
+    assert.equal(await pa.locator("#signin-form").isVisible(), true, "the dev sign-in form is shown");
+    const signin = await fetch(`${ORIGIN}/dev-signin.js`);
+    assert.equal(signin.status, 200);
+    assert.match(await signin.text(), /DEVELOPMENT ONLY/);
     const n1 = Number(await pa.textContent(ONLINE));
     const b = await browser.newContext();
     const pb = await b.newPage();

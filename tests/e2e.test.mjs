@@ -353,3 +353,47 @@ describe("demo in Chromium", () => {
     assert.equal(await p.evaluate(() => window.inlineRan), undefined, "the CSP blocked the inline script");
   });
 });
+
+// What a deploy serves: edge/wrangler.toml's [assets] alone, without the dev-only www-dev/
+// (tests/deploy-assets.test.mjs lists that set). The demo works and shows no sign-in, the
+// page asks for no dev-only file, and nothing alarming reaches the console.
+describe("the deploy's asset set in Chromium", () => {
+  let server, browser;
+  before(async () => {
+    [server, browser] = await Promise.all([startWrangler({ devAssets: false }), launch()]);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test("no dev sign-in file, no request for it: the page counts a guest and says sign-in is unavailable", async () => {
+    const r = await fetch(`${server.origin}/dev-signin.js`);
+    assert.equal(r.status, 404, "/dev-signin.js is not served");
+    await r.body?.cancel();
+    const events = [];
+    const { ctx } = await newWatchedContext(browser, server.origin, { events });
+    const requested = [];
+    ctx.on("request", (q) => requested.push(new URL(q.url()).pathname));
+    try {
+      for (const path of ["/", "/about"]) {
+        const p = await ctx.newPage();
+        await p.goto(`${server.origin}${path}`);
+        await waitText(p, F("online"), "1");
+        assert.equal(await p.locator("[data-whoami]").first().textContent(), "You are counted as a guest", path);
+        await p.close();
+      }
+      const p = await ctx.newPage();
+      await p.goto(`${server.origin}/`);
+      await waitText(p, F("online"), "1");
+      assert.equal(await p.locator("#signin-form").isHidden(), true, "no sign-in form");
+      assert.equal(await p.locator("#signin-unavailable").isVisible(), true, "says sign-in is unavailable");
+      await p.goto("about:blank");
+      assert.ok(requested.includes("/demo.js"), `the pages ran: ${requested.join(" ")}`);
+      assert.deepEqual(requested.filter((path) => /dev/.test(path)), [], "no dev-only file requested");
+      assert.deepEqual(events.map((e) => `${e.kind}: ${e.detail} (${e.url})`), [], "no console error, CSP violation or unload listener");
+    } finally {
+      await ctx.close();
+    }
+  });
+});

@@ -1,7 +1,6 @@
 // The demo pages' own script (the herenow client fills the numbers by itself): singular or
 // plural words next to the numbers, a screen-reader announcement when the number of people
-// changes, the time of the last count, and the dev-only member sign-in form.
-import { currentMember, signIn, signOut, isLocal, MAX_NAME_CHARS } from "./dev-signin.js";
+// changes, the time of the last count, and the member sign-in form of dev servers.
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -44,16 +43,24 @@ document.addEventListener("herenow:count", (e) => {
   document.documentElement.dataset.herenowLive = "true";
 });
 
+// The dev-only member sign-in (www-dev/dev-signin.js): only a dev server's pages load it,
+// before the loader (scripts/dev-assets.mjs). A deployed page has no such tag, so nothing is
+// requested: the visitor is a guest and the form says sign-in is unavailable. When the tag is
+// there its module has already run, and this import takes it from the module map.
+const devTag = document.querySelector('script[type="module"][src="/dev-signin.js"]');
+const dev = devTag ? await import(devTag.src) : null;
+const canSignIn = Boolean(dev?.isLocal); // the dev secret is valid on this machine only
+
 // Who am I: "signed in as …" on every page that has #whoami.
 function showMember() {
-  const member = isLocal ? currentMember() : null;
+  const member = canSignIn ? dev.currentMember() : null;
   for (const el of document.querySelectorAll("[data-whoami]")) {
     el.textContent = member ? `Signed in as ${member.name}` : "You are counted as a guest";
   }
   const form = $("#signin-form");
   const out = $("#signout-box");
   if (!form || !out) return;
-  if (!isLocal) {
+  if (!canSignIn) {
     form.hidden = true;
     out.hidden = true;
     $("#signin-unavailable").hidden = false;
@@ -73,10 +80,10 @@ function showMember() {
 
 function wireSignIn() {
   const form = $("#signin-form");
-  if (!form) return;
+  if (!form || !canSignIn) return;
   const input = $("#signin-name");
   const error = $("#signin-error");
-  input.maxLength = MAX_NAME_CHARS;
+  input.maxLength = dev.MAX_NAME_CHARS;
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     error.textContent = "";
@@ -84,7 +91,7 @@ function wireSignIn() {
     const button = form.querySelector("button");
     button.disabled = true;
     try {
-      await signIn(input.value);
+      await dev.signIn(input.value);
       // The loader reads data-member-token when it starts: reload so it starts with it.
       location.reload();
     } catch (err) {
@@ -95,7 +102,7 @@ function wireSignIn() {
     }
   });
   $("#signout").addEventListener("click", () => {
-    signOut();
+    dev.signOut();
     location.reload();
   });
 }

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./miniflare.mjs";
 import { spawnGroup } from "./process-group.mjs";
+import { assembleDevAssets } from "../../scripts/dev-assets.mjs";
 
 /** A free TCP port on 127.0.0.1. */
 export async function freePort() {
@@ -26,8 +27,12 @@ export async function freePort() {
  * its workerd children), persistTo, stop, log() }. SITES defaults to the demo site allowed
  * from this server's own origin. KV is persisted in `persistTo`, by default a fresh
  * directory under `persistRoot` (default the system's temporary directory) removed on stop.
+ * For edge/ it serves the dev asset set (www/ plus www-dev/, with the member sign-in), as
+ * `make dev` does, assembled into a fresh directory removed on stop; `devAssets: false`
+ * serves what a deploy serves, the directory of the config's [assets] alone.
  */
-export async function startWrangler({ vars = {}, port, persistTo, dir = join(ROOT, "edge"), readyMs = 60_000, persistRoot, extraArgs = [] } = {}) {
+export async function startWrangler({ vars = {}, port, persistTo, dir = join(ROOT, "edge"), readyMs = 60_000, persistRoot, extraArgs = [],
+  devAssets = dir === join(ROOT, "edge") } = {}) {
   port ??= await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const ownDir = !persistTo;
@@ -38,8 +43,10 @@ export async function startWrangler({ vars = {}, port, persistTo, dir = join(ROO
     ...vars,
   };
   const inspectorPort = await freePort();
+  const assetsDir = devAssets ? mkdtempSync(join(tmpdir(), "herenow-dev-assets-")) : null;
+  if (assetsDir) assembleDevAssets(assetsDir);
   const args = ["dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo,
-    "--inspector-port", String(inspectorPort), ...extraArgs];
+    "--inspector-port", String(inspectorPort), ...(assetsDir ? ["--assets", assetsDir] : []), ...extraArgs];
   for (const [k, v] of Object.entries(allVars)) args.push("--var", `${k}:${v}`);
   const child = spawnGroup(join(ROOT, "node_modules", ".bin", "wrangler"), args, {
     cwd: dir,
@@ -48,6 +55,7 @@ export async function startWrangler({ vars = {}, port, persistTo, dir = join(ROO
   const stop = async () => {
     await child.stop();
     if (ownDir) rmSync(persistTo, { recursive: true, force: true });
+    if (assetsDir) rmSync(assetsDir, { recursive: true, force: true });
   };
   await child.waitFor(async () => {
     try {

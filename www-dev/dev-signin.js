@@ -6,8 +6,10 @@
 // token (see README, "Members") and the secret never reaches a browser. With any other
 // secret the edge rejects these tokens (401) and the visitor stays a guest.
 //
-// How a page uses it: load this module BEFORE the herenow loader, both as module scripts
-// (module scripts run in document order):
+// It lives in www-dev/, outside the deployed www/: only the dev asset set
+// (scripts/dev-assets.mjs, for `make dev` and the tests) serves it, and puts its tag where a
+// page marks `<!-- herenow:dev-scripts -->`, BEFORE the herenow loader (module scripts run in
+// document order):
 //   <script type="module" src="/dev-signin.js"></script>
 //   <script type="module" src="/herenow/herenow.js" data-site="demo"></script>
 // When evaluated, this module copies a stored, unexpired token into the loader tag's
