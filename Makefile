@@ -87,9 +87,11 @@ test-worker:
 	@echo "==> suite: the built worker in workerd (Miniflare)"
 	@node --test --test-reporter=spec tests/worker.test.mjs tests/faults.test.mjs tests/locations.test.mjs
 
+# WRANGLER_LOG=debug: the log lists every file the deploy reads from its assets directory,
+# which tests/deploy-assets.test.mjs checks for dev-only files.
 test-deploy:
 	@echo "==> suite: wrangler deploy --dry-run (the deploy bundle builds, no network; its assets hold nothing dev-only)"
-	@cd edge && wrangler deploy --dry-run --outdir ../target/deploy-dry-run < /dev/null > ../target/deploy.log 2>&1 \
+	@cd edge && WRANGLER_LOG=debug wrangler deploy --dry-run --outdir ../target/deploy-dry-run < /dev/null > ../target/deploy.log 2>&1 \
 	  || { cat ../target/deploy.log; exit 1; }
 	@test -s target/deploy-dry-run/index.js && ls target/deploy-dry-run/*.wasm > /dev/null
 	@echo "deploy dry-run: 1 passed, 0 failed"
