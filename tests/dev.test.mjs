@@ -47,7 +47,9 @@ test("make dev ORIGINS=… serves the demo, allows those origins, and the count 
     const r = await beatFrom("http://127.0.0.1:4001");
     assert.equal(r.status, 403);
     assert.equal((await r.json()).error.code, "origin_not_allowed");
-    assert.equal(r.headers.get("access-control-allow-origin"), null);
+    // The refusal itself is readable by that page, so its client can say why (issue 13's
+    // readable 403, edge/src/app.rs handle_admitted); the heartbeat recorded nothing.
+    assert.equal(r.headers.get("access-control-allow-origin"), "http://127.0.0.1:4001");
     assert.ok(!readFileSync(join(ROOT, "edge", "wrangler.toml"), "utf8").includes("localhost:3000"));
     const a = await browser.newContext();
     const pa = await a.newPage();
