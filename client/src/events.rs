@@ -24,12 +24,6 @@ impl Listener {
             callback,
         }
     }
-
-    /// The event type listened for.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
 }
 
 impl Drop for Listener {

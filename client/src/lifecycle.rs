@@ -1,5 +1,5 @@
 //! Wiring: page events, the timer and fetch outcomes go into the pure
-//! [`herenow_core::lifecycle::Machine`]; its actions are carried out here.
+//! [`Machine`]; its actions are carried out here.
 //!
 //! Never registers `unload` or `beforeunload` (they would keep the page out of the
 //! back/forward cache). Listeners, the timer and the fetch in flight are owned by the
@@ -18,7 +18,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use herenow_core::lifecycle::{Action, Event, Machine};
 use herenow_core::protocol::TabState;
 use js_sys::Function;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -27,6 +26,7 @@ use web_sys::{AbortController, Document, EventTarget};
 
 use crate::error::Error;
 use crate::events::Listener;
+use crate::machine::{Action, Event, Machine};
 use crate::options::{MemberToken, Options};
 use crate::schedule::Schedule;
 use crate::transport::{self, Beat};
@@ -197,18 +197,6 @@ impl Client {
             visible: is_visible(&document),
         });
         Ok(client)
-    }
-
-    /// The visitor id in use.
-    #[must_use]
-    pub fn visitor(&self) -> &str {
-        &self.visitor
-    }
-
-    /// The tab id of this page instance.
-    #[must_use]
-    pub fn tab(&self) -> &str {
-        &self.tab
     }
 
     /// The page path counted.

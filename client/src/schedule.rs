@@ -9,12 +9,6 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Nothing pending.
-    #[must_use]
-    pub const fn new() -> Self {
-        Self { pending: None }
-    }
-
     /// Calls `f` after `delay_ms`, cancelling whatever was pending.
     pub fn arm(&mut self, delay_ms: u32, f: impl FnOnce() + 'static) {
         self.pending = Some(Timeout::new(delay_ms, f));
@@ -25,11 +19,5 @@ impl Schedule {
     #[must_use]
     pub fn take(&mut self) -> Option<Timeout> {
         self.pending.take()
-    }
-
-    /// Whether a timeout is pending.
-    #[must_use]
-    pub const fn is_armed(&self) -> bool {
-        self.pending.is_some()
     }
 }

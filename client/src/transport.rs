@@ -5,7 +5,6 @@
 //! Requests are promise chains over `Promise.allSettled`, whose callbacks always run
 //! exactly once (so no callback leaks); no Rust async runtime is shipped.
 
-use herenow_core::backoff::{honours_retry_after, parse_retry_after};
 use herenow_core::protocol::TabState;
 use js_sys::{Array, JSON, Object, Reflect};
 use wasm_bindgen::closure::Closure;
@@ -14,6 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortSignal, Response};
 
 use crate::error::Error;
+use crate::machine::backoff::{honours_retry_after, parse_retry_after};
 use crate::web::{global, prop};
 
 #[wasm_bindgen]

@@ -2,17 +2,14 @@
 //!
 //! The pure heart of herenow: the v1 wire protocol and its validation ([`protocol`]), the
 //! presence engine ([`engine`]) with its async driver over an injected [`store::Store`]
-//! ([`service`]), the client's pure logic ([`backoff`], [`lifecycle`]), and the
-//! discrete-event simulation that proves the engine ([`sim`]).
+//! ([`service`]), and the discrete-event simulation that proves the engine ([`sim`]).
 //!
 //! Nothing here depends on wasm-bindgen, web-sys or the `worker` crate; the clock is
 //! injected as `now_ms` arguments and the store as a trait, so everything runs natively
 //! and deterministically in tests.
 
-pub mod backoff;
 pub mod engine;
 pub mod error;
-pub mod lifecycle;
 pub mod limits;
 pub mod protocol;
 pub mod service;

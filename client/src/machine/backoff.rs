@@ -167,7 +167,8 @@ impl Backoff {
         self.failures
     }
 
-    /// The cap on the delays (see [`backoff_cap_ms`]).
+    /// The cap on the delays (see [`backoff_cap_ms`]; for tests).
+    #[cfg(test)]
     #[must_use]
     pub const fn cap_ms(&self) -> u32 {
         self.cap_ms

@@ -22,7 +22,9 @@
 //!   (so per-page counts follow within one round trip), an idle beacon when hidden; while a
 //!   failure streak or a `Retry-After` hold lasts, the next retry carries the new page.
 
-use crate::backoff::{Backoff, heartbeat_delay_ms};
+pub(crate) mod backoff;
+
+use backoff::{Backoff, heartbeat_delay_ms};
 
 /// Something that happened to the page or to the client.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -158,13 +160,15 @@ impl Machine {
         }
     }
 
-    /// The current phase.
+    /// The current phase (for tests: the glue acts on actions only).
+    #[cfg(test)]
     #[must_use]
     pub const fn phase(&self) -> Phase {
         self.phase
     }
 
-    /// Failures in a row so far.
+    /// Failures in a row so far (for tests).
+    #[cfg(test)]
     #[must_use]
     pub const fn failures(&self) -> u32 {
         self.backoff.failures()
