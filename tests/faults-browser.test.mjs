@@ -23,7 +23,7 @@ const HEARTBEAT_S = 0.5; // clients beat every 0.5 s ±10% while the store is fi
 // whole seconds (the header's unit), at most 5 s.
 const RETRY_AFTER_S = 1;
 // The client caps its backoff at the window less one heartbeat interval (see
-// core/src/backoff.rs), so that a client retries inside every window.
+// client/src/machine/backoff.rs), so that a client retries inside every window.
 const CAP_MS = WINDOW_S * 1000 - HEARTBEAT_S * 1000;
 const OUTAGE_MS = 8000; // longer than the window: every tab's presence lapses
 const PLACEHOLDER = "…";

@@ -9,16 +9,16 @@ use crate::options::CookieMode;
 use crate::web::{document, global, prop};
 
 /// The cookie's name.
-pub const COOKIE_NAME: &str = "herenow_vid";
+pub(crate) const COOKIE_NAME: &str = "herenow_vid";
 /// The cookie's default `Max-Age`: 30 minutes, in seconds. Counting needs the id only while
 /// the visitor's tabs are open; each heartbeat renews it (see [`store`]), so it expires half
 /// an hour after the last one.
-pub const DEFAULT_MAX_AGE_S: u32 = 30 * 60;
+pub(crate) const DEFAULT_MAX_AGE_S: u32 = 30 * 60;
 
 /// The first valid visitor id among the `herenow_vid` entries of a `document.cookie`
 /// string; malformed or foreign values are skipped.
 #[must_use]
-pub fn find_visitor_id(cookies: &str) -> Option<String> {
+pub(crate) fn find_visitor_id(cookies: &str) -> Option<String> {
     cookies
         .as_bytes()
         .split(|&b| b == b';')
@@ -55,7 +55,7 @@ pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
 
 /// The `document.cookie` assignment that stores `id`.
 #[must_use]
-pub fn cookie_string(id: &str, max_age_s: u32, secure: bool) -> String {
+pub(crate) fn cookie_string(id: &str, max_age_s: u32, secure: bool) -> String {
     let mut s = String::with_capacity(96);
     s.push_str(COOKIE_NAME);
     s.push('=');
@@ -71,7 +71,7 @@ pub fn cookie_string(id: &str, max_age_s: u32, secure: bool) -> String {
 
 /// Whether the browser sends Global Privacy Control (`navigator.globalPrivacyControl`).
 #[must_use]
-pub fn global_privacy_control() -> bool {
+pub(crate) fn global_privacy_control() -> bool {
     prop(&global("navigator"), "globalPrivacyControl").as_bool() == Some(true)
 }
 
@@ -82,7 +82,7 @@ fn is_https() -> bool {
 
 /// Reads `document.cookie` (empty when cookies are blocked).
 #[must_use]
-pub fn read_cookies() -> String {
+pub(crate) fn read_cookies() -> String {
     prop(&global("document"), "cookie")
         .as_string()
         .unwrap_or_default()
@@ -90,7 +90,7 @@ pub fn read_cookies() -> String {
 
 /// Whether the id is kept in a cookie for this mode (GPC turns the default off).
 #[must_use]
-pub fn uses_cookie(mode: CookieMode) -> bool {
+pub(crate) fn uses_cookie(mode: CookieMode) -> bool {
     match mode {
         CookieMode::On => true,
         CookieMode::Off => false,
@@ -99,7 +99,7 @@ pub fn uses_cookie(mode: CookieMode) -> bool {
 }
 
 /// Stores `id` in the cookie for `max_age_s` more seconds (also how a heartbeat renews it).
-pub fn store(id: &str, max_age_s: u32) {
+pub(crate) fn store(id: &str, max_age_s: u32) {
     if let Some(doc) = document() {
         // Sandboxed documents throw here; the id then lives in memory.
         let _ = Reflect::set(
@@ -115,7 +115,7 @@ pub fn store(id: &str, max_age_s: u32) {
 ///
 /// # Errors
 /// When no random id can be made.
-pub fn visitor_id(mode: CookieMode, max_age_s: u32) -> Result<String, Error> {
+pub(crate) fn visitor_id(mode: CookieMode, max_age_s: u32) -> Result<String, Error> {
     if !uses_cookie(mode) {
         return new_visitor_id();
     }

@@ -9,14 +9,14 @@ use crate::cookie::push_decimal;
 use crate::web::document;
 
 /// The count fields an element can show, as in `data-herenow="online"`.
-pub const FIELDS: [&str; 6] = ["online", "tabs", "members", "guests", "idle", "page"];
+pub(crate) const FIELDS: [&str; 6] = ["online", "tabs", "members", "guests", "idle", "page"];
 
 /// The name of the event dispatched on `document` with each count.
-pub const EVENT_NAME: &str = "herenow:count";
+pub(crate) const EVENT_NAME: &str = "herenow:count";
 
 /// A count field as text: a non-negative whole number, else `None`.
 #[must_use]
-pub fn number_text(value: &JsValue) -> Option<String> {
+pub(crate) fn number_text(value: &JsValue) -> Option<String> {
     let n = value.as_f64()?;
     if !(n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 9.0e15) {
         return None;
@@ -30,7 +30,7 @@ pub fn number_text(value: &JsValue) -> Option<String> {
 
 /// Writes each field of `count` into the `textContent` of every element asking for it;
 /// fields the count lacks (like `page` when no page was asked) leave their elements alone.
-pub fn render(document: &Document, count: &JsValue) {
+pub(crate) fn render(document: &Document, count: &JsValue) {
     for field in FIELDS {
         let Some(text) = Reflect::get(count, &JsValue::from_str(field))
             .ok()
@@ -53,7 +53,7 @@ pub fn render(document: &Document, count: &JsValue) {
 }
 
 /// Dispatches `herenow:count` on `document` with `count` as its `detail`.
-pub fn dispatch(document: &Document, count: &JsValue) {
+pub(crate) fn dispatch(document: &Document, count: &JsValue) {
     let init = Object::new();
     let _ = Reflect::set(&init, &JsValue::from_str("detail"), count);
     if let Ok(event) =
@@ -64,7 +64,7 @@ pub fn dispatch(document: &Document, count: &JsValue) {
 }
 
 /// All outputs for one count; a throwing `onCount` is caught and ignored.
-pub fn publish(count: &JsValue, on_count: Option<&Function>) {
+pub(crate) fn publish(count: &JsValue, on_count: Option<&Function>) {
     if let Some(document) = document() {
         render(&document, count);
         dispatch(&document, count);

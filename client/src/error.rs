@@ -16,7 +16,7 @@ pub struct Error {
 impl Error {
     /// An error with this message.
     #[must_use]
-    pub const fn new(message: &'static str) -> Self {
+    pub(crate) const fn new(message: &'static str) -> Self {
         Self {
             message: Cow::Borrowed(message),
         }
@@ -24,7 +24,7 @@ impl Error {
 
     /// An error with this message and the message of a JavaScript exception, if it has one.
     #[must_use]
-    pub fn with_js(context: &'static str, value: &JsValue) -> Self {
+    pub(crate) fn with_js(context: &'static str, value: &JsValue) -> Self {
         let detail = crate::web::prop(value, "message")
             .as_string()
             .or_else(|| value.as_string());
@@ -33,7 +33,7 @@ impl Error {
 
     /// An error with this message and `": " + detail` when there is a detail.
     #[must_use]
-    pub fn with_detail(context: &'static str, detail: Option<&str>) -> Self {
+    pub(crate) fn with_detail(context: &'static str, detail: Option<&str>) -> Self {
         match detail {
             Some(detail) => {
                 let mut message = String::from(context);
@@ -49,7 +49,7 @@ impl Error {
 
     /// The message (without the `herenow: ` prefix).
     #[must_use]
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         &self.message
     }
 }

@@ -7,7 +7,7 @@ use web_sys::EventTarget;
 
 /// A listener on an event target; dropping it removes it.
 #[must_use = "dropping a Listener removes it at once"]
-pub struct Listener {
+pub(crate) struct Listener {
     target: EventTarget,
     kind: &'static str,
     callback: Closure<dyn FnMut(JsValue)>,
@@ -15,7 +15,11 @@ pub struct Listener {
 
 impl Listener {
     /// Listens for `kind` events on `target`, calling `f` with each event.
-    pub fn new(target: &EventTarget, kind: &'static str, f: impl FnMut(JsValue) + 'static) -> Self {
+    pub(crate) fn new(
+        target: &EventTarget,
+        kind: &'static str,
+        f: impl FnMut(JsValue) + 'static,
+    ) -> Self {
         let callback = Closure::<dyn FnMut(JsValue)>::new(f);
         let _ = target.add_event_listener_with_callback(kind, callback.as_ref().unchecked_ref());
         Self {
@@ -23,12 +27,6 @@ impl Listener {
             kind,
             callback,
         }
-    }
-
-    /// The event type listened for.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
-        self.kind
     }
 }
 

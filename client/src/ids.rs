@@ -18,7 +18,7 @@ fn random<const N: usize>() -> Result<[u8; N], Error> {
 
 /// Formats 16 random bytes as a lowercase hyphenated uuid v4 (version and variant bits set).
 #[must_use]
-pub fn visitor_id_from_random(mut bytes: [u8; 16]) -> String {
+pub(crate) fn visitor_id_from_random(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let mut s = String::with_capacity(36);
@@ -34,7 +34,7 @@ pub fn visitor_id_from_random(mut bytes: [u8; 16]) -> String {
 
 /// Whether `s` is a visitor id: a lowercase hyphenated uuid v4 (RFC 4122 variant).
 #[must_use]
-pub fn is_visitor_id(s: &[u8]) -> bool {
+pub(crate) fn is_visitor_id(s: &[u8]) -> bool {
     s.len() == 36
         && s.iter().enumerate().all(|(i, &c)| match i {
             8 | 13 | 18 | 23 => c == b'-',
@@ -48,7 +48,7 @@ pub fn is_visitor_id(s: &[u8]) -> bool {
 ///
 /// # Errors
 /// When the browser has no `crypto.getRandomValues`.
-pub fn new_visitor_id() -> Result<String, Error> {
+pub(crate) fn new_visitor_id() -> Result<String, Error> {
     Ok(visitor_id_from_random(random()?))
 }
 
@@ -58,7 +58,7 @@ const TAB_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 ///
 /// # Errors
 /// When the browser has no `crypto.getRandomValues`.
-pub fn new_tab_id() -> Result<String, Error> {
+pub(crate) fn new_tab_id() -> Result<String, Error> {
     let bytes: [u8; 16] = random()?;
     Ok(bytes
         .iter()

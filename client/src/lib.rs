@@ -5,30 +5,31 @@
 //! `unload` (back/forward-cache safe), backs off on failures, and writes counts into
 //! `[data-herenow]` elements, a `herenow:count` event and an `onCount` callback.
 //!
-//! JavaScript sees [`start`] and [`Handle`]; the decisions live in the pure
-//! [`herenow_core::lifecycle`] and [`herenow_core::backoff`], this crate only wires them to
-//! the browser.
+//! JavaScript sees [`start`] and [`Handle`]; the decisions live in `machine`, a pure
+//! events-in, actions-out state machine with its backoff arithmetic (tested natively with
+//! `cargo test -p herenow-client`), and the other modules only wire it to the browser.
 
-pub mod cookie;
-pub mod dom;
-pub mod error;
-pub mod events;
-pub mod ids;
-pub mod lifecycle;
-pub mod options;
-pub mod schedule;
-pub mod transport;
-pub mod web;
+mod cookie;
+mod dom;
+mod error;
+mod events;
+mod ids;
+mod lifecycle;
+mod machine;
+mod options;
+mod schedule;
+mod transport;
+mod web;
 
 use std::rc::Rc;
 
-use herenow_core::lifecycle::Event;
 use js_sys::Promise;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
 pub use error::Error;
 use lifecycle::Client;
+use machine::Event;
 use options::Options;
 use transport::JsPromise;
 

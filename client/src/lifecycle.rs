@@ -1,5 +1,5 @@
 //! Wiring: page events, the timer and fetch outcomes go into the pure
-//! [`herenow_core::lifecycle::Machine`]; its actions are carried out here.
+//! [`Machine`]; its actions are carried out here.
 //!
 //! Never registers `unload` or `beforeunload` (they would keep the page out of the
 //! back/forward cache). Listeners, the timer and the fetch in flight are owned by the
@@ -18,7 +18,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use herenow_core::lifecycle::{Action, Event, Machine};
 use herenow_core::protocol::TabState;
 use js_sys::Function;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -27,9 +26,10 @@ use web_sys::{AbortController, Document, EventTarget};
 
 use crate::error::Error;
 use crate::events::Listener;
+use crate::machine::{Action, Event, Machine};
 use crate::options::{MemberToken, Options};
 use crate::schedule::Schedule;
-use crate::transport::{self, Beat};
+use crate::transport::{self, BeatBody};
 use crate::web::{self, global, prop};
 use crate::{cookie, dom, ids};
 
@@ -41,7 +41,7 @@ extern "C" {
 
 /// Whether the page is visible (`document.visibilityState`; visible when unknown).
 #[must_use]
-pub fn is_visible(document: &Document) -> bool {
+pub(crate) fn is_visible(document: &Document) -> bool {
     match prop(document, "visibilityState").as_string() {
         Some(state) => state == "visible",
         None => true,
@@ -88,7 +88,7 @@ struct State {
 }
 
 /// One running client: its identity, its settings and its state.
-pub struct Client {
+pub(crate) struct Client {
     endpoint: String,
     site: String,
     /// Empty when watching only.
@@ -120,7 +120,7 @@ impl Client {
     ///
     /// # Errors
     /// Outside a browser window, or when no random id can be made.
-    pub fn start(options: Options) -> Result<Rc<Self>, Error> {
+    pub(crate) fn start(options: Options) -> Result<Rc<Self>, Error> {
         let window = global("window");
         if !window.is_object() {
             return Err(Error::new("needs a browser window"));
@@ -199,27 +199,15 @@ impl Client {
         Ok(client)
     }
 
-    /// The visitor id in use.
-    #[must_use]
-    pub fn visitor(&self) -> &str {
-        &self.visitor
-    }
-
-    /// The tab id of this page instance.
-    #[must_use]
-    pub fn tab(&self) -> &str {
-        &self.tab
-    }
-
     /// The page path counted.
     #[must_use]
-    pub fn page(&self) -> String {
+    pub(crate) fn page(&self) -> String {
         self.with(|s| s.page.clone()).unwrap_or_default()
     }
 
     /// Counts this tab on `path` from now on, and stops following `location`; a path that
     /// does not start with `/` is ignored (the server would refuse it).
-    pub fn set_page(self: &Rc<Self>, path: String) {
+    pub(crate) fn set_page(self: &Rc<Self>, path: String) {
         if path.starts_with('/') {
             self.with(|s| s.follow = false);
             self.move_to(path);
@@ -247,19 +235,19 @@ impl Client {
 
     /// The last count object received, if any.
     #[must_use]
-    pub fn last_count(&self) -> Option<JsValue> {
+    pub(crate) fn last_count(&self) -> Option<JsValue> {
         self.state.try_borrow().ok()?.last_count.clone()
     }
 
     /// A fresh count from `GET /v1/count` for this page: a promise of the count object,
     /// rejected with a JS `Error` on failure.
     #[must_use]
-    pub fn fetch_count(&self) -> transport::JsPromise {
+    pub(crate) fn fetch_count(&self) -> transport::JsPromise {
         transport::get_count(&self.endpoint, &self.site, Some(&self.page()))
     }
 
     /// Feeds one event to the state machine and carries out its actions.
-    pub fn feed(self: &Rc<Self>, event: Event) {
+    pub(crate) fn feed(self: &Rc<Self>, event: Event) {
         let actions = match self.state.try_borrow_mut() {
             Ok(mut s) => s.machine.handle(event, now_ms(), js_sys::Math::random()),
             Err(_) => return,
@@ -314,7 +302,7 @@ impl Client {
 
     /// The JSON body of a heartbeat, idle or leave for the current page.
     fn body(&self, state: TabState, member_token: Option<&str>) -> String {
-        Beat {
+        BeatBody {
             site: &self.site,
             visitor: &self.visitor,
             tab: &self.tab,

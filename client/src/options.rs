@@ -9,7 +9,7 @@ use crate::web::prop;
 
 /// Where the member token comes from.
 #[derive(Debug, Clone)]
-pub enum MemberToken {
+pub(crate) enum MemberToken {
     /// No token: the visitor counts as a guest.
     None,
     /// A fixed token.
@@ -20,7 +20,7 @@ pub enum MemberToken {
 
 /// Whether the visitor id is kept in a cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CookieMode {
+pub(crate) enum CookieMode {
     /// A cookie, unless the browser sends Global Privacy Control (the default).
     Auto,
     /// Always a cookie (`cookie: true`).
@@ -31,7 +31,7 @@ pub enum CookieMode {
 
 /// The validated options of one client.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// The API's base URL without a trailing slash; empty for the page's own origin.
     pub endpoint: String,
     /// The site name.
@@ -57,7 +57,7 @@ pub struct Options {
 ///
 /// # Errors
 /// Anything else.
-pub fn normalize_endpoint(raw: &str) -> Result<String, Error> {
+pub(crate) fn normalize_endpoint(raw: &str) -> Result<String, Error> {
     let ok = raw.is_empty()
         || raw.starts_with('/')
         || raw.starts_with("https://")
@@ -96,7 +96,7 @@ impl Options {
     ///
     /// # Errors
     /// A message naming the first missing or invalid field.
-    pub fn from_js(value: &JsValue) -> Result<Self, Error> {
+    pub(crate) fn from_js(value: &JsValue) -> Result<Self, Error> {
         if !value.is_object() {
             return Err(Error::new(
                 "start(options) needs an object like { endpoint, site }",

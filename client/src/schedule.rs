@@ -4,32 +4,20 @@ use gloo_timers::callback::Timeout;
 
 /// Holds the pending timeout, if any.
 #[derive(Debug, Default)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     pending: Option<Timeout>,
 }
 
 impl Schedule {
-    /// Nothing pending.
-    #[must_use]
-    pub const fn new() -> Self {
-        Self { pending: None }
-    }
-
     /// Calls `f` after `delay_ms`, cancelling whatever was pending.
-    pub fn arm(&mut self, delay_ms: u32, f: impl FnOnce() + 'static) {
+    pub(crate) fn arm(&mut self, delay_ms: u32, f: impl FnOnce() + 'static) {
         self.pending = Some(Timeout::new(delay_ms, f));
     }
 
     /// Cancels what is pending; returns the timeout so that the caller can drop it once no
     /// borrow is held (dropping a running callback's timeout is safe either way).
     #[must_use]
-    pub fn take(&mut self) -> Option<Timeout> {
+    pub(crate) fn take(&mut self) -> Option<Timeout> {
         self.pending.take()
-    }
-
-    /// Whether a timeout is pending.
-    #[must_use]
-    pub const fn is_armed(&self) -> bool {
-        self.pending.is_some()
     }
 }

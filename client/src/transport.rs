@@ -5,7 +5,6 @@
 //! Requests are promise chains over `Promise.allSettled`, whose callbacks always run
 //! exactly once (so no callback leaks); no Rust async runtime is shipped.
 
-use herenow_core::backoff::{honours_retry_after, parse_retry_after};
 use herenow_core::protocol::TabState;
 use js_sys::{Array, JSON, Object, Reflect};
 use wasm_bindgen::closure::Closure;
@@ -14,6 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortSignal, Response};
 
 use crate::error::Error;
+use crate::machine::backoff::{honours_retry_after, parse_retry_after};
 use crate::web::{global, prop};
 
 #[wasm_bindgen]
@@ -21,18 +21,18 @@ extern "C" {
     /// A JavaScript promise, as far as this crate uses one.
     #[wasm_bindgen(js_name = Promise)]
     #[derive(Debug, Clone)]
-    pub type JsPromise;
+    pub(crate) type JsPromise;
 
     #[wasm_bindgen(static_method_of = JsPromise, js_class = Promise, js_name = allSettled)]
     fn all_settled(items: &Array) -> JsPromise;
 
     /// `Promise.reject(reason)`.
     #[wasm_bindgen(static_method_of = JsPromise, js_class = Promise, js_name = reject)]
-    pub fn rejected(reason: &JsValue) -> JsPromise;
+    pub(crate) fn rejected(reason: &JsValue) -> JsPromise;
 
     /// `Promise.resolve(value)`.
     #[wasm_bindgen(static_method_of = JsPromise, js_class = Promise, js_name = resolve)]
-    pub fn resolved(value: &JsValue) -> JsPromise;
+    pub(crate) fn resolved(value: &JsValue) -> JsPromise;
 
     #[wasm_bindgen(method)]
     fn then(this: &JsPromise, on_fulfilled: &JsValue) -> JsPromise;
@@ -43,15 +43,15 @@ extern "C" {
 }
 
 /// What a settled promise gave: its value, or the reason it was rejected.
-pub type Settled = Result<JsValue, JsValue>;
+pub(crate) type Settled = Result<JsValue, JsValue>;
 
 /// A callback for [`settle`]; its return value becomes the value of the returned promise
 /// (a promise returned here is followed).
-pub type OnSettled = Box<dyn FnOnce(Settled) -> JsValue>;
+pub(crate) type OnSettled = Box<dyn FnOnce(Settled) -> JsValue>;
 
 /// Calls `f` once `value` (a promise or a plain value) settles, whichever way it goes.
 /// Returns the promise of `f`'s result.
-pub fn settle(value: &JsValue, f: OnSettled) -> JsPromise {
+pub(crate) fn settle(value: &JsValue, f: OnSettled) -> JsPromise {
     let callback = Closure::once_into_js(move |results: JsValue| -> JsValue {
         let first = Reflect::get_u32(&results, 0).unwrap_or(JsValue::UNDEFINED);
         let settled = if prop(&first, "status").as_string().as_deref() == Some("fulfilled") {
@@ -66,13 +66,14 @@ pub fn settle(value: &JsValue, f: OnSettled) -> JsPromise {
 
 /// A promise rejected with `error` as a JS `Error`.
 #[must_use]
-pub fn reject(error: Error) -> JsPromise {
+pub(crate) fn reject(error: Error) -> JsPromise {
     JsPromise::rejected(&error.into())
 }
 
-/// One heartbeat, idle or leave body.
+/// The JSON body of a heartbeat, idle or leave beacon (the server parses it as
+/// `herenow_core::protocol::Beat`).
 #[derive(Debug, Clone, Copy)]
-pub struct Beat<'a> {
+pub(crate) struct BeatBody<'a> {
     /// The site name.
     pub site: &'a str,
     /// The visitor id.
@@ -92,10 +93,10 @@ fn set(obj: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
-impl Beat<'_> {
+impl BeatBody<'_> {
     /// The JSON body.
     #[must_use]
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(self) -> String {
         let obj = Object::new();
         set(&obj, "site", &JsValue::from_str(self.site));
         set(&obj, "visitor", &JsValue::from_str(self.visitor));
@@ -114,7 +115,7 @@ impl Beat<'_> {
 
 /// Joins the endpoint and an API path.
 #[must_use]
-pub fn url(endpoint: &str, path: &str) -> String {
+pub(crate) fn url(endpoint: &str, path: &str) -> String {
     let mut u = String::with_capacity(endpoint.len() + path.len());
     u.push_str(endpoint);
     u.push_str(path);
@@ -123,7 +124,7 @@ pub fn url(endpoint: &str, path: &str) -> String {
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// The HTTP status, or 0 when no answer was read (network error, abort).
     pub status: u16,
     /// A `Retry-After` to honour (from a 429 or 503), in milliseconds.
@@ -134,7 +135,7 @@ pub struct Failure {
 
 /// Sends `body` with `navigator.sendBeacon` (text/plain). Returns whether it was queued;
 /// never throws.
-pub fn beacon(url: &str, body: &str) -> bool {
+pub(crate) fn beacon(url: &str, body: &str) -> bool {
     let nav = global("navigator");
     let Some(send) = prop(&nav, "sendBeacon").dyn_into::<js_sys::Function>().ok() else {
         return false;
@@ -178,7 +179,7 @@ fn outcome(response: &Response, body: Option<JsValue>) -> Result<JsValue, Failur
 /// Fetches `url` with `init` and calls `done` once with the count object or the failure
 /// (network error, abort, non-2xx with its `Retry-After`, or a body that is not a JSON
 /// object). Returns the promise of `done`'s result.
-pub fn request(
+pub(crate) fn request(
     url: &str,
     init: &Object,
     done: Box<dyn FnOnce(Result<JsValue, Failure>) -> JsValue>,
@@ -207,7 +208,7 @@ pub fn request(
 
 /// The init of a heartbeat `POST`, abortable through `signal`.
 #[must_use]
-pub fn post_init(body: &str, signal: Option<&AbortSignal>) -> Object {
+pub(crate) fn post_init(body: &str, signal: Option<&AbortSignal>) -> Object {
     let init = Object::new();
     set(&init, "method", &JsValue::from_str("POST"));
     set(&init, "body", &JsValue::from_str(body));
@@ -221,7 +222,7 @@ pub fn post_init(body: &str, signal: Option<&AbortSignal>) -> Object {
 /// `GET {endpoint}/v1/count?site=…[&page=…]`: a promise of the count object, rejected with
 /// a JS `Error` on failure.
 #[must_use]
-pub fn get_count(endpoint: &str, site: &str, page: Option<&str>) -> JsPromise {
+pub(crate) fn get_count(endpoint: &str, site: &str, page: Option<&str>) -> JsPromise {
     count(
         endpoint,
         site,
@@ -234,7 +235,7 @@ pub fn get_count(endpoint: &str, site: &str, page: Option<&str>) -> JsPromise {
 }
 
 /// `GET {endpoint}/v1/count?site=…[&page=…]`, calling `done` as [`request`] does.
-pub fn count(
+pub(crate) fn count(
     endpoint: &str,
     site: &str,
     page: Option<&str>,

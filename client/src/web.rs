@@ -14,19 +14,19 @@ extern "C" {
 
 /// `target[key]`, or `undefined` when that throws.
 #[must_use]
-pub fn prop(target: &JsValue, key: &str) -> JsValue {
+pub(crate) fn prop(target: &JsValue, key: &str) -> JsValue {
     Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// `globalThis[key]`, or `undefined`.
 #[must_use]
-pub fn global(key: &str) -> JsValue {
+pub(crate) fn global(key: &str) -> JsValue {
     GLOBAL.with(|g| prop(g, key))
 }
 
 /// The page's document, if there is one.
 #[must_use]
-pub fn document() -> Option<Document> {
+pub(crate) fn document() -> Option<Document> {
     let d = global("document");
     d.is_object().then(|| d.unchecked_into())
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use herenow_client::ids::is_visitor_id;
+use herenow_core::protocol::is_visitor_id;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -27,7 +27,7 @@ async fn cookie_is_created_when_missing() {
     clear_cookie();
     let h = start(OPTIONS);
     let sent = sent_visitor().await;
-    assert!(is_visitor_id(sent.as_bytes()), "{sent}");
+    assert!(is_visitor_id(&sent), "{sent}");
     assert_eq!(cookie_values(), [sent]);
     h.stop();
     assert_nothing_thrown();
@@ -66,7 +66,7 @@ async fn malformed_and_foreign_values_are_replaced_never_sent() {
         let h = start(OPTIONS);
         let sent = sent_visitor().await;
         assert_ne!(sent, bad);
-        assert!(is_visitor_id(sent.as_bytes()), "{sent}");
+        assert!(is_visitor_id(&sent), "{sent}");
         assert_eq!(cookie_values(), [sent]);
         h.stop();
     }
@@ -79,7 +79,7 @@ async fn cookie_false_keeps_the_id_in_memory() {
     clear_cookie();
     let h = start("{ endpoint: '', site: 'demo', cookie: false }");
     let first = sent_visitor().await;
-    assert!(is_visitor_id(first.as_bytes()));
+    assert!(is_visitor_id(&first));
     assert!(
         cookie_values().is_empty(),
         "cookie set: {:?}",
@@ -102,7 +102,7 @@ async fn global_privacy_control_keeps_the_id_in_memory_by_default() {
     js("Object.defineProperty(navigator, 'globalPrivacyControl', \
         { configurable: true, get: () => true })");
     let h = start(OPTIONS);
-    assert!(is_visitor_id(sent_visitor().await.as_bytes()));
+    assert!(is_visitor_id(&sent_visitor().await));
     assert!(cookie_values().is_empty(), "cookie set under GPC");
     h.stop();
     // An explicit `cookie: true` is the site's choice.

@@ -9,26 +9,26 @@
 //! passes `Math.random()`, tests pass fixed values), so the bounds can be tested natively.
 
 /// The heartbeat interval used when the server does not say (milliseconds).
-pub const DEFAULT_INTERVAL_MS: u32 = 15_000;
+pub(crate) const DEFAULT_INTERVAL_MS: u32 = 15_000;
 /// The shortest heartbeat interval the client accepts from a server (milliseconds).
-pub const MIN_INTERVAL_MS: u32 = 100;
+pub(crate) const MIN_INTERVAL_MS: u32 = 100;
 /// The longest heartbeat interval the client accepts from a server (milliseconds).
-pub const MAX_INTERVAL_MS: u32 = 3_600_000;
+pub(crate) const MAX_INTERVAL_MS: u32 = 3_600_000;
 /// How far a heartbeat may move either way from the server's interval, in tenths (±10%).
-pub const JITTER_TENTHS: u32 = 1;
+pub(crate) const JITTER_TENTHS: u32 = 1;
 /// The first retry's upper bound (milliseconds); it doubles with each failure in a row.
-pub const BACKOFF_BASE_MS: u32 = 1_000;
+pub(crate) const BACKOFF_BASE_MS: u32 = 1_000;
 /// The upper bound of any backoff delay (milliseconds): five minutes, for windows longer
 /// than that; shorter windows cap it lower (see [`backoff_cap_ms`]).
-pub const BACKOFF_CAP_MS: u32 = 300_000;
+pub(crate) const BACKOFF_CAP_MS: u32 = 300_000;
 /// The presence window assumed before the server has announced one (milliseconds): the
 /// API's default.
-pub const DEFAULT_WINDOW_MS: u32 = 60_000;
+pub(crate) const DEFAULT_WINDOW_MS: u32 = 60_000;
 /// The backoff cap before the server has announced a window: [`DEFAULT_WINDOW_MS`] less
 /// [`DEFAULT_INTERVAL_MS`] (45 s).
-pub const DEFAULT_BACKOFF_CAP_MS: u32 = DEFAULT_WINDOW_MS - DEFAULT_INTERVAL_MS;
+pub(crate) const DEFAULT_BACKOFF_CAP_MS: u32 = DEFAULT_WINDOW_MS - DEFAULT_INTERVAL_MS;
 /// The longest `Retry-After` the client honours (milliseconds): one hour.
-pub const MAX_RETRY_AFTER_MS: u32 = 3_600_000;
+pub(crate) const MAX_RETRY_AFTER_MS: u32 = 3_600_000;
 
 /// Clamps a random number to `[0, 1]`; `NaN` counts as 0.
 fn unit(u: f64) -> f64 {
@@ -47,7 +47,7 @@ fn to_u32(x: f64) -> u32 {
 ///
 /// `None`, `NaN` and non-finite values give [`DEFAULT_INTERVAL_MS`].
 #[must_use]
-pub fn interval_ms(next_heartbeat_ms: Option<f64>) -> u32 {
+pub(crate) fn interval_ms(next_heartbeat_ms: Option<f64>) -> u32 {
     match next_heartbeat_ms {
         Some(ms) if ms.is_finite() => to_u32(ms).clamp(MIN_INTERVAL_MS, MAX_INTERVAL_MS),
         _ => DEFAULT_INTERVAL_MS,
@@ -57,7 +57,7 @@ pub fn interval_ms(next_heartbeat_ms: Option<f64>) -> u32 {
 /// The delay before the next heartbeat: the server's interval (see [`interval_ms`]) moved
 /// by up to ±10%, uniformly, by `u` in `[0, 1)`: `u = 0` gives 90%, `u → 1` gives 110%.
 #[must_use]
-pub fn heartbeat_delay_ms(next_heartbeat_ms: Option<f64>, u: f64) -> u32 {
+pub(crate) fn heartbeat_delay_ms(next_heartbeat_ms: Option<f64>, u: f64) -> u32 {
     let base = f64::from(interval_ms(next_heartbeat_ms));
     let spread = base * f64::from(JITTER_TENTHS) / 10.0;
     to_u32(base - spread + 2.0 * spread * unit(u))
@@ -69,7 +69,7 @@ pub fn heartbeat_delay_ms(next_heartbeat_ms: Option<f64>, u: f64) -> u32 {
 ///
 /// A missing, non-finite or non-positive window counts as [`DEFAULT_WINDOW_MS`].
 #[must_use]
-pub fn backoff_cap_ms(window_s: Option<f64>, next_heartbeat_ms: Option<f64>) -> u32 {
+pub(crate) fn backoff_cap_ms(window_s: Option<f64>, next_heartbeat_ms: Option<f64>) -> u32 {
     let window_ms = match window_s {
         Some(s) if s.is_finite() && s > 0.0 => to_u32(s * 1000.0),
         _ => DEFAULT_WINDOW_MS,
@@ -82,7 +82,7 @@ pub fn backoff_cap_ms(window_s: Option<f64>, next_heartbeat_ms: Option<f64>) -> 
 /// The exponential ceiling for a failure: `BACKOFF_BASE_MS · 2^attempt`, capped at
 /// [`BACKOFF_CAP_MS`]. `attempt` counts from 0 (the first failure in a row).
 #[must_use]
-pub fn ceiling_ms(attempt: u32) -> u32 {
+pub(crate) fn ceiling_ms(attempt: u32) -> u32 {
     if attempt >= 31 {
         return BACKOFF_CAP_MS;
     }
@@ -94,7 +94,7 @@ pub fn ceiling_ms(attempt: u32) -> u32 {
 /// Full jitter: a delay drawn uniformly by `u` from `[0, c)`, where `c` is
 /// `ceiling_ms(attempt)` capped at `cap_ms` (see [`backoff_cap_ms`]).
 #[must_use]
-pub fn full_jitter_ms(attempt: u32, cap_ms: u32, u: f64) -> u32 {
+pub(crate) fn full_jitter_ms(attempt: u32, cap_ms: u32, u: f64) -> u32 {
     let ceiling = ceiling_ms(attempt).min(cap_ms);
     to_u32(f64::from(ceiling) * unit(u)).min(ceiling)
 }
@@ -102,7 +102,12 @@ pub fn full_jitter_ms(attempt: u32, cap_ms: u32, u: f64) -> u32 {
 /// The delay before retrying after a failure: full jitter under `cap_ms`, but never sooner
 /// than a `Retry-After` the server sent (itself capped at [`MAX_RETRY_AFTER_MS`]).
 #[must_use]
-pub fn retry_delay_ms(attempt: u32, cap_ms: u32, retry_after_ms: Option<u32>, u: f64) -> u32 {
+pub(crate) fn retry_delay_ms(
+    attempt: u32,
+    cap_ms: u32,
+    retry_after_ms: Option<u32>,
+    u: f64,
+) -> u32 {
     let jitter = full_jitter_ms(attempt, cap_ms, u);
     match retry_after_ms {
         Some(ra) => jitter.max(ra.min(MAX_RETRY_AFTER_MS)),
@@ -112,7 +117,7 @@ pub fn retry_delay_ms(attempt: u32, cap_ms: u32, retry_after_ms: Option<u32>, u:
 
 /// Whether a response status carries a `Retry-After` the client honours (429 and 503).
 #[must_use]
-pub const fn honours_retry_after(status: u16) -> bool {
+pub(crate) const fn honours_retry_after(status: u16) -> bool {
     matches!(status, 429 | 503)
 }
 
@@ -120,7 +125,7 @@ pub const fn honours_retry_after(status: u16) -> bool {
 ///
 /// The HTTP-date form and anything malformed give `None` (the API sends seconds).
 #[must_use]
-pub fn parse_retry_after(value: &str) -> Option<u32> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<u32> {
     let v = value.trim_ascii();
     if v.is_empty() {
         return None;
@@ -140,7 +145,7 @@ pub fn parse_retry_after(value: &str) -> Option<u32> {
 
 /// A failure streak: how many attempts in a row have failed, and the cap on their delays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     failures: u32,
     cap_ms: u32,
 }
@@ -154,7 +159,7 @@ impl Default for Backoff {
 impl Backoff {
     /// A fresh streak (no failures), capped at [`DEFAULT_BACKOFF_CAP_MS`].
     #[must_use]
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             failures: 0,
             cap_ms: DEFAULT_BACKOFF_CAP_MS,
@@ -163,31 +168,32 @@ impl Backoff {
 
     /// Failures in a row so far.
     #[must_use]
-    pub const fn failures(&self) -> u32 {
+    pub(crate) const fn failures(&self) -> u32 {
         self.failures
     }
 
-    /// The cap on the delays (see [`backoff_cap_ms`]).
+    /// The cap on the delays (see [`backoff_cap_ms`]; for tests).
+    #[cfg(test)]
     #[must_use]
-    pub const fn cap_ms(&self) -> u32 {
+    pub(crate) const fn cap_ms(&self) -> u32 {
         self.cap_ms
     }
 
     /// Caps the delays for the server's window and interval (see [`backoff_cap_ms`]).
-    pub fn set_window(&mut self, window_s: Option<f64>, next_heartbeat_ms: Option<f64>) {
+    pub(crate) fn set_window(&mut self, window_s: Option<f64>, next_heartbeat_ms: Option<f64>) {
         self.cap_ms = backoff_cap_ms(window_s, next_heartbeat_ms);
     }
 
     /// Records a failure and returns the delay before the next attempt (see
     /// [`retry_delay_ms`]); the first failure of a streak uses attempt 0.
-    pub fn fail(&mut self, retry_after_ms: Option<u32>, u: f64) -> u32 {
+    pub(crate) fn fail(&mut self, retry_after_ms: Option<u32>, u: f64) -> u32 {
         let attempt = self.failures;
         self.failures = self.failures.saturating_add(1);
         retry_delay_ms(attempt, self.cap_ms, retry_after_ms, u)
     }
 
     /// Records a success, ending any streak. Returns whether a streak was running.
-    pub fn succeed(&mut self) -> bool {
+    pub(crate) fn succeed(&mut self) -> bool {
         let was = self.failures > 0;
         self.failures = 0;
         was

@@ -22,11 +22,13 @@
 //!   (so per-page counts follow within one round trip), an idle beacon when hidden; while a
 //!   failure streak or a `Retry-After` hold lasts, the next retry carries the new page.
 
-use crate::backoff::{Backoff, heartbeat_delay_ms};
+pub(crate) mod backoff;
+
+use backoff::{Backoff, heartbeat_delay_ms};
 
 /// Something that happened to the page or to the client.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Event {
+pub(crate) enum Event {
     /// The client started; `visible` is the page's visibility at that moment.
     Start {
         /// Whether the page is visible.
@@ -83,7 +85,7 @@ pub enum Event {
 
 /// Something the client must do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Send a heartbeat (state `active`) with fetch, aborting any earlier one still in flight;
     /// report its outcome as [`Event::BeatOk`] or [`Event::BeatFailed`] with this `seq`.
     Heartbeat {
@@ -111,7 +113,7 @@ pub enum Action {
 
 /// Where the client is in the page's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Not started yet.
     Init,
     /// Visible: heartbeats run.
@@ -128,7 +130,7 @@ pub enum Phase {
 
 /// The lifecycle state machine. See the [module docs](self) for the rules.
 #[derive(Debug, Clone)]
-pub struct Machine {
+pub(crate) struct Machine {
     phase: Phase,
     visible: bool,
     seq: u32,
@@ -147,7 +149,7 @@ impl Default for Machine {
 impl Machine {
     /// A machine that has not started.
     #[must_use]
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             phase: Phase::Init,
             visible: true,
@@ -158,28 +160,30 @@ impl Machine {
         }
     }
 
-    /// The current phase.
+    /// The current phase (for tests: the glue acts on actions only).
+    #[cfg(test)]
     #[must_use]
-    pub const fn phase(&self) -> Phase {
+    pub(crate) const fn phase(&self) -> Phase {
         self.phase
     }
 
-    /// Failures in a row so far.
+    /// Failures in a row so far (for tests).
+    #[cfg(test)]
     #[must_use]
-    pub const fn failures(&self) -> u32 {
+    pub(crate) const fn failures(&self) -> u32 {
         self.backoff.failures()
     }
 
     /// The heartbeat in flight, if any.
     #[must_use]
-    pub const fn in_flight(&self) -> Option<u32> {
+    pub(crate) const fn in_flight(&self) -> Option<u32> {
         self.in_flight
     }
 
     /// Feeds one event at time `now_ms` (ms since the epoch) with a random `u` in `[0, 1)`
     /// and returns what to do, in order.
     #[must_use]
-    pub fn handle(&mut self, event: Event, now_ms: u64, u: f64) -> Vec<Action> {
+    pub(crate) fn handle(&mut self, event: Event, now_ms: u64, u: f64) -> Vec<Action> {
         let mut out = Vec::new();
         match (self.phase, event) {
             (Phase::Stopped, _) => {}
