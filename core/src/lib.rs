@@ -18,4 +18,4 @@ pub mod service;
 pub mod store;
 pub mod token;
 
-pub use error::{Error, ErrorKind};
+pub use error::{Code, Error};

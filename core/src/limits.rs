@@ -9,7 +9,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Code, Error};
 
 /// Limits per one-minute window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,12 +81,8 @@ impl Limiter {
 
     fn limited(&self, now_ms: u64, what: &str) -> Error {
         let retry = (WINDOW_MS - now_ms % WINDOW_MS).div_ceil(1000).max(1);
-        Error::new(
-            ErrorKind::TooManyRequests,
-            "rate_limited",
-            format!("too many {what}; retry later"),
-        )
-        .with_retry_after(u32::try_from(retry).unwrap_or(60))
+        Error::new(Code::RateLimited, format!("too many {what}; retry later"))
+            .with_retry_after(u32::try_from(retry).unwrap_or(60))
     }
 
     /// How many keys the current window tracks (addresses, visitors, and each address's
@@ -184,7 +180,7 @@ mod tests {
             l.request(1_000, Some("1.2.3.4")).expect("under the limit");
         }
         let e = l.request(1_000, Some("1.2.3.4")).expect_err("over");
-        assert_eq!(e.status(), 429);
+        assert_eq!(e.code().status(), 429);
         assert_eq!(e.retry_after_s(), Some(59));
         l.request(1_000, Some("5.6.7.8")).expect("another address");
         l.request(61_000, Some("1.2.3.4")).expect("next minute");
@@ -215,7 +211,7 @@ mod tests {
             l.heartbeat(0, None, "v").expect("under");
         }
         assert_eq!(
-            l.heartbeat(0, None, "v").expect_err("over").code(),
+            l.heartbeat(0, None, "v").expect_err("over").code().as_str(),
             "rate_limited"
         );
     }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Code, Error};
 
 /// The largest request body accepted, in bytes (larger: 413).
 pub const MAX_BODY_BYTES: usize = 4096;
@@ -39,8 +39,8 @@ impl TabState {
         match s {
             "active" => Ok(Self::Active),
             "idle" => Ok(Self::Idle),
-            _ => Err(Error::bad_request(
-                "invalid_state",
+            _ => Err(Error::new(
+                Code::InvalidState,
                 "state must be \"active\" or \"idle\"",
             )),
         }
@@ -92,28 +92,27 @@ struct BeatWire {
 pub fn parse_beat(body: &[u8]) -> Result<Beat, Error> {
     if body.len() > MAX_BODY_BYTES {
         return Err(Error::new(
-            crate::ErrorKind::PayloadTooLarge,
-            "body_too_large",
+            Code::BodyTooLarge,
             format!("body is larger than {MAX_BODY_BYTES} bytes"),
         ));
     }
     let wire: BeatWire = serde_json::from_slice(body).map_err(|e| {
-        Error::bad_request(
-            "invalid_json",
+        Error::new(
+            Code::InvalidJson,
             format!("body must be a JSON object with string fields: {e}"),
         )
     })?;
     let site = wire
         .site
-        .ok_or_else(|| Error::bad_request("invalid_site", "site is required"))?;
+        .ok_or_else(|| Error::new(Code::InvalidSite, "site is required"))?;
     validate_site(&site)?;
     let visitor = wire
         .visitor
-        .ok_or_else(|| Error::bad_request("invalid_visitor", "visitor is required"))?;
+        .ok_or_else(|| Error::new(Code::InvalidVisitor, "visitor is required"))?;
     validate_visitor(&visitor)?;
     let tab = wire
         .tab
-        .ok_or_else(|| Error::bad_request("invalid_tab", "tab is required"))?;
+        .ok_or_else(|| Error::new(Code::InvalidTab, "tab is required"))?;
     validate_tab(&tab)?;
     let page = normalize_page(wire.page.as_deref().unwrap_or("/"))?;
     let state = match wire.state.as_deref() {
@@ -123,8 +122,8 @@ pub fn parse_beat(body: &[u8]) -> Result<Beat, Error> {
     let member_token = match wire.member_token {
         Some(t) if t.is_empty() => None,
         Some(t) if t.len() > MAX_TOKEN_BYTES || !t.is_ascii() => {
-            return Err(Error::bad_request(
-                "invalid_member_token",
+            return Err(Error::new(
+                Code::MalformedMemberToken,
                 format!("member_token must be ASCII and at most {MAX_TOKEN_BYTES} bytes"),
             ));
         }
@@ -150,8 +149,8 @@ fn is_name_byte(b: u8) -> bool {
 /// `invalid_site`.
 pub fn validate_site(site: &str) -> Result<(), Error> {
     if site.is_empty() || site.len() > MAX_SITE_BYTES || !site.bytes().all(is_name_byte) {
-        return Err(Error::bad_request(
-            "invalid_site",
+        return Err(Error::new(
+            Code::InvalidSite,
             format!("site must be 1-{MAX_SITE_BYTES} characters of A-Z a-z 0-9 _ -"),
         ));
     }
@@ -164,8 +163,8 @@ pub fn validate_site(site: &str) -> Result<(), Error> {
 /// `invalid_tab`.
 pub fn validate_tab(tab: &str) -> Result<(), Error> {
     if tab.is_empty() || tab.len() > MAX_TAB_BYTES || !tab.bytes().all(is_name_byte) {
-        return Err(Error::bad_request(
-            "invalid_tab",
+        return Err(Error::new(
+            Code::InvalidTab,
             format!("tab must be 1-{MAX_TAB_BYTES} characters of A-Z a-z 0-9 _ -"),
         ));
     }
@@ -195,8 +194,8 @@ pub fn validate_visitor(visitor: &str) -> Result<(), Error> {
     if is_visitor_id(visitor) {
         Ok(())
     } else {
-        Err(Error::bad_request(
-            "invalid_visitor",
+        Err(Error::new(
+            Code::InvalidVisitor,
             "visitor must be a lowercase hyphenated uuid v4",
         ))
     }
@@ -219,14 +218,14 @@ pub fn visitor_id_from_random(bytes: [u8; 16]) -> String {
 /// longer than [`MAX_PAGE_BYTES`] once normalised.
 pub fn normalize_page(raw: &str) -> Result<String, Error> {
     if raw.chars().any(char::is_control) {
-        return Err(Error::bad_request(
-            "invalid_page",
+        return Err(Error::new(
+            Code::InvalidPage,
             "page must not contain control characters",
         ));
     }
     let path = raw.split(['?', '#']).next().unwrap_or("");
     if !path.starts_with('/') {
-        return Err(Error::bad_request("invalid_page", "page must start with /"));
+        return Err(Error::new(Code::InvalidPage, "page must start with /"));
     }
     let mut segments: Vec<&str> = Vec::new();
     for seg in path.split('/') {
@@ -247,8 +246,8 @@ pub fn normalize_page(raw: &str) -> Result<String, Error> {
         out.push('/');
     }
     if out.len() > MAX_PAGE_BYTES {
-        return Err(Error::bad_request(
-            "invalid_page",
+        return Err(Error::new(
+            Code::InvalidPage,
             format!("page must be at most {MAX_PAGE_BYTES} bytes"),
         ));
     }
@@ -382,15 +381,15 @@ mod tests {
         ];
         for (json, code) in cases {
             let err = parse_beat(&body(json.clone())).expect_err("must fail");
-            assert_eq!(err.code(), code, "for {json}");
-            assert_eq!(err.status(), 400);
+            assert_eq!(err.code().as_str(), code, "for {json}");
+            assert_eq!(err.code().status(), 400);
         }
     }
 
     #[test]
     fn rejects_large_bodies_with_413() {
         let err = parse_beat(&vec![b' '; MAX_BODY_BYTES + 1]).expect_err("too large");
-        assert_eq!(err.status(), 413);
+        assert_eq!(err.code().status(), 413);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::engine::{
 };
 use crate::protocol::{Beat, BeatResponse, Count};
 use crate::store::Store;
-use crate::{Error, ErrorKind};
+use crate::{Code, Error};
 
 /// The answer to `GET /v1/last-seen`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,7 +332,7 @@ impl Service {
     /// A store failure with the `Retry-After` of this engine's heartbeat interval (see
     /// [`crate::engine::EngineConfig::store_retry_after_s`]); other errors unchanged.
     fn store_failure(&self, e: Error) -> Error {
-        if e.kind() == ErrorKind::Unavailable {
+        if e.code() == Code::StoreUnavailable {
             e.with_retry_after(self.with(|p| p.config().store_retry_after_s()))
         } else {
             e
@@ -478,7 +478,7 @@ mod tests {
         for i in 0..1_000u64 {
             match block_on_ready(svc.count(&kv, start + i * 10, "demo", None)) {
                 Err(e) => {
-                    assert_eq!(e.status(), 503);
+                    assert_eq!(e.code().status(), 503);
                     assert!(e.retry_after_s().is_some_and(|s| s > 0));
                     refused += 1;
                 }

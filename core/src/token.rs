@@ -11,7 +11,7 @@ use hmac::{KeyInit, Mac};
 use serde::Deserialize;
 
 use crate::engine::Member;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Code, Error};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -35,8 +35,7 @@ struct Claims {
 
 fn invalid(why: &str) -> Error {
     Error::new(
-        ErrorKind::Unauthorized,
-        "invalid_member_token",
+        Code::InvalidMemberToken,
         format!("member token rejected: {why}"),
     )
 }
@@ -164,7 +163,7 @@ mod tests {
         parts[1] = &forged;
         assert!(reason(&parts.join(".")).contains("bad signature"));
         let e = verify(&t, KEY, NOW_MS + 61_000).expect_err("expired later");
-        assert_eq!(e.status(), 401);
+        assert_eq!(e.code().status(), 401);
     }
 
     #[test]

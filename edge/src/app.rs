@@ -12,7 +12,7 @@ use herenow_core::protocol::{
 use herenow_core::service::Service;
 use herenow_core::store::Store;
 use herenow_core::token;
-use herenow_core::{Error, ErrorKind};
+use herenow_core::{Code, Error};
 
 use crate::config::{Config, read_key_name};
 
@@ -77,10 +77,15 @@ impl HttpResponse {
         self
     }
 
-    /// The response for an error: its status, JSON body and `Retry-After` if any.
+    /// The response for an error: its code's status, the JSON body
+    /// `{"error":{"code":"…","message":"…"}}` and `Retry-After` if any. The one place an
+    /// [`Error`] becomes an HTTP answer.
     #[must_use]
     pub fn from_error(e: &Error) -> Self {
-        let r = Self::json(e.status(), e.to_json());
+        let code = e.code();
+        let body =
+            serde_json::json!({ "error": { "code": code.as_str(), "message": e.message() } });
+        let r = Self::json(code.status(), body.to_string());
         match e.retry_after_s() {
             Some(s) => r.header("retry-after", s.to_string()),
             None => r,
@@ -159,15 +164,11 @@ impl Route {
 }
 
 fn not_found() -> Error {
-    Error::new(ErrorKind::NotFound, "not_found", "no such route")
+    Error::new(Code::NotFound, "no such route")
 }
 
 fn method_not_allowed(allow: &str) -> Error {
-    Error::new(
-        ErrorKind::MethodNotAllowed,
-        "method_not_allowed",
-        format!("this route allows {allow}"),
-    )
+    Error::new(Code::MethodNotAllowed, format!("this route allows {allow}"))
 }
 
 impl App {
@@ -254,7 +255,7 @@ impl App {
             Ok(r) => self.with_cors(req, r),
             // A page whose origin is refused may read why (its message names the fix), so
             // the client can say it: CORS on this answer only, which records nothing.
-            Err(e) if e.code() == "origin_not_allowed" && req.method != "OPTIONS" => {
+            Err(e) if e.code() == Code::OriginNotAllowed && req.method != "OPTIONS" => {
                 let resp = self.with_cors(req, HttpResponse::from_error(&e));
                 match req.origin.as_deref() {
                     Some(o) if resp.header_value("access-control-allow-origin").is_none() => {
@@ -334,8 +335,7 @@ impl App {
         match req.origin.as_deref() {
             Some(o) if self.config.any_site_allows(o) => Ok(HttpResponse::new(204)),
             _ => Err(Error::new(
-                ErrorKind::Forbidden,
-                "origin_not_allowed",
+                Code::OriginNotAllowed,
                 "this origin is not allowed by any site",
             )),
         }
@@ -345,8 +345,7 @@ impl App {
         validate_site(site)?;
         let Some(conf) = self.config.site(site) else {
             return Err(Error::new(
-                ErrorKind::Forbidden,
-                "unknown_site",
+                Code::UnknownSite,
                 format!("site {site:?} is not configured"),
             ));
         };
@@ -354,8 +353,7 @@ impl App {
             && !conf.origins.iter().any(|a| a == o)
         {
             return Err(Error::new(
-                ErrorKind::Forbidden,
-                "origin_not_allowed",
+                Code::OriginNotAllowed,
                 format!(
                     "origin {o:?} is not allowed for site {site:?}: add it to that site's origins in SITES"
                 ),
@@ -377,8 +375,7 @@ impl App {
             || req.body.len() > MAX_BODY_BYTES
         {
             return Err(Error::new(
-                ErrorKind::PayloadTooLarge,
-                "body_too_large",
+                Code::BodyTooLarge,
                 format!("body is larger than {MAX_BODY_BYTES} bytes"),
             ));
         }
@@ -389,8 +386,7 @@ impl App {
             .map(|m| m.trim().to_ascii_lowercase());
         if !matches!(mime.as_deref(), Some("application/json" | "text/plain")) {
             return Err(Error::new(
-                ErrorKind::UnsupportedMediaType,
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 "content-type must be application/json or text/plain",
             ));
         }
@@ -405,8 +401,8 @@ impl App {
             .borrow_mut()
             .heartbeat(now, req.client_ip.as_deref(), &beat.visitor)?;
         let resp = self.service.heartbeat(store, now, &beat, member).await?;
-        let body = serde_json::to_string(&resp)
-            .map_err(|e| Error::new(ErrorKind::Internal, "internal", e.to_string()))?;
+        let body =
+            serde_json::to_string(&resp).map_err(|e| Error::new(Code::Internal, e.to_string()))?;
         Ok(HttpResponse::json(200, body))
     }
 
@@ -419,8 +415,7 @@ impl App {
             .and_then(|s| s.member_secret.as_deref())
             .ok_or_else(|| {
                 Error::new(
-                    ErrorKind::Unauthorized,
-                    "invalid_member_token",
+                    Code::InvalidMemberToken,
                     format!("site {site:?} has no members (no member secret is configured)"),
                 )
             })?;
@@ -441,8 +436,7 @@ impl App {
             .map(|(_, key)| key.trim());
         let Some(given) = given else {
             return Err(Error::new(
-                ErrorKind::Unauthorized,
-                "read_key_required",
+                Code::ReadKeyRequired,
                 format!(
                     "site {site:?} keeps its member list private: send its read key (secret {}) \
                      as Authorization: Bearer <key>, or set \"members_public\": true for it in SITES",
@@ -453,8 +447,7 @@ impl App {
         match conf.and_then(|c| c.read_key.as_deref()) {
             Some(key) if same_secret(key.as_bytes(), given.as_bytes()) => Ok(()),
             _ => Err(Error::new(
-                ErrorKind::Forbidden,
-                "invalid_read_key",
+                Code::InvalidReadKey,
                 format!("this is not the read key of site {site:?}"),
             )),
         }
@@ -467,12 +460,10 @@ impl App {
         req: &HttpRequest,
         route: Route,
     ) -> Result<HttpResponse, Error> {
-        let site = query_param(&req.query, "site").ok_or_else(|| {
-            Error::bad_request("invalid_site", "query parameter site is required")
-        })?;
+        let site = query_param(&req.query, "site")
+            .ok_or_else(|| Error::new(Code::InvalidSite, "query parameter site is required"))?;
         self.check_site(&site, None)?;
-        let internal =
-            |e: serde_json::Error| Error::new(ErrorKind::Internal, "internal", e.to_string());
+        let internal = |e: serde_json::Error| Error::new(Code::Internal, e.to_string());
         match route {
             Route::Online => {
                 self.check_member_reader(&site, req.authorization.as_deref())?;
@@ -485,8 +476,8 @@ impl App {
                 let member = query_param(&req.query, "member")
                     .filter(|m| token::is_member_id(m))
                     .ok_or_else(|| {
-                        Error::bad_request(
-                            "invalid_member",
+                        Error::new(
+                            Code::InvalidMember,
                             "query parameter member must be 1-128 bytes",
                         )
                     })?;
@@ -803,9 +794,23 @@ mod tests {
     }
 
     #[test]
+    fn an_error_answer_has_its_codes_status_and_an_escaped_json_body() {
+        let e = Error::new(Code::InvalidPage, "page \"<x>\" is bad");
+        let r = HttpResponse::from_error(&e);
+        assert_eq!(r.status, 400);
+        assert_eq!(json(&r)["error"]["code"], "invalid_page");
+        assert_eq!(json(&r)["error"]["message"], "page \"<x>\" is bad");
+        assert_eq!(r.header_value("retry-after"), None);
+        let r = HttpResponse::from_error(&Error::unavailable("kv down", 5));
+        assert_eq!(r.status, 503);
+        assert_eq!(json(&r)["error"]["code"], "store_unavailable");
+        assert_eq!(r.header_value("retry-after"), Some("5"));
+    }
+
+    #[test]
     fn errors_before_the_app_get_cors_headers_too() {
         let app = app();
-        let slow = Error::new(ErrorKind::RequestTimeout, "slow_body", "too slow");
+        let slow = Error::new(Code::SlowBody, "too slow");
         let mut req = post("/v1/heartbeat", "");
         let r = app.error_response(&req, &slow);
         assert_eq!(r.status, 408);

@@ -15,7 +15,7 @@ use worker::{Context, Date, Delay, Env, Request, event, js_sys, web_sys};
 use crate::app::{App, HttpRequest, HttpResponse, path_and_query};
 use crate::config::Config;
 use crate::kv::Kv;
-use herenow_core::{Error, ErrorKind};
+use herenow_core::{Code, Error};
 
 /// The KV binding name in `wrangler.toml`.
 pub const KV_BINDING: &str = "PRESENCE";
@@ -61,7 +61,7 @@ fn app(env: &Env, colo: Option<String>) -> Result<Rc<App>, Error> {
             .map(|v| v.to_string())
             .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
     })
-    .map_err(|e| Error::new(ErrorKind::Internal, "bad_config", e.to_string()))?;
+    .map_err(|e| Error::new(Code::BadConfig, e.to_string()))?;
     if config.location.is_none() {
         config.location = colo.filter(|c| !c.is_empty() && c.len() <= 32);
     }
@@ -81,7 +81,7 @@ async fn read_body(req: web_sys::Request) -> Result<Vec<u8>, Error> {
         return Ok(out);
     };
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::bad_request("invalid_body", e.to_string()))?;
+        let chunk = chunk.map_err(|e| Error::new(Code::InvalidBody, e.to_string()))?;
         out.extend_from_slice(&chunk);
         if out.len() > MAX_BODY_BYTES {
             out.truncate(MAX_BODY_BYTES + 1);
@@ -93,7 +93,7 @@ async fn read_body(req: web_sys::Request) -> Result<Vec<u8>, Error> {
 
 /// A declared small body, read in one go.
 async fn read_declared_body(req: &web_sys::Request) -> Result<Vec<u8>, Error> {
-    let invalid = |e: JsValue| Error::bad_request("invalid_body", format!("{e:?}"));
+    let invalid = |e: JsValue| Error::new(Code::InvalidBody, format!("{e:?}"));
     let promise = req.array_buffer().map_err(invalid)?;
     let buffer = JsFuture::from(promise).await.map_err(invalid)?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
@@ -126,8 +126,7 @@ async fn read_post_body(
     match select(read, deadline).await {
         Either::Left((body, _)) => body,
         Either::Right(((), _)) => Err(Error::new(
-            ErrorKind::RequestTimeout,
-            "slow_body",
+            Code::SlowBody,
             format!("the request body did not arrive within {timeout_ms} ms"),
         )),
     }
@@ -191,13 +190,9 @@ async fn handle(
     // The data center is read once, when the isolate's app is made.
     let colo = if initialised { None } else { colo(&req) };
     let app = app(env, colo)?;
-    let kv = Kv(env.kv(KV_BINDING).map_err(|e| {
-        Error::new(
-            ErrorKind::Internal,
-            "bad_config",
-            format!("KV binding {KV_BINDING}: {e}"),
-        )
-    })?);
+    let kv = Kv(env
+        .kv(KV_BINDING)
+        .map_err(|e| Error::new(Code::BadConfig, format!("KV binding {KV_BINDING}: {e}")))?);
     if let Some(refused) = app.admit(Date::now().as_millis(), &http) {
         return Ok(refused);
     }
