@@ -123,7 +123,7 @@ pub fn parse_beat(body: &[u8]) -> Result<Beat, Error> {
         Some(t) if t.is_empty() => None,
         Some(t) if t.len() > MAX_TOKEN_BYTES || !t.is_ascii() => {
             return Err(Error::new(
-                Code::MalformedMemberToken,
+                Code::InvalidMemberToken,
                 format!("member_token must be ASCII and at most {MAX_TOKEN_BYTES} bytes"),
             ));
         }
