@@ -72,7 +72,7 @@ struct Hist {
 
 /// Keys with their recent versions.
 #[derive(Debug)]
-pub(crate) struct Kv {
+pub(crate) struct KvModel {
     seed: u64,
     max_lag: u64,
     keys: BTreeMap<String, Hist>,
@@ -85,7 +85,7 @@ pub(crate) struct Kv {
     pub min_ttl: u64,
 }
 
-impl Kv {
+impl KvModel {
     pub fn new(seed: u64, max_lag: u64) -> Self {
         Self {
             seed,
@@ -306,7 +306,7 @@ impl NaiveKv {
 /// accounted only if `account`; `wrote_own` tells the simulation that the isolate's own
 /// record was written (for its leave probes and oracles).
 pub(crate) struct At<'a> {
-    pub kv: &'a RefCell<Kv>,
+    pub kv: &'a RefCell<KvModel>,
     pub loc: u16,
     pub now: u64,
     pub account: bool,

@@ -7,7 +7,7 @@ use fastrand::Rng;
 
 use std::cell::{Cell, RefCell};
 
-use super::kv::{At, Kv, NaiveKv, Ops, lag};
+use super::kv::{At, KvModel, NaiveKv, Ops, lag};
 use super::report::{
     CACHE_REFRESH_MS, DIAG_ROWS, DesignReport, Diagnostics, ORACLES, Report, Stat,
 };
@@ -127,7 +127,7 @@ struct Sim<'a> {
     maybe_live: Vec<u32>,
     isos: Vec<Vec<Iso>>,
     loc_names: Vec<String>,
-    kv: RefCell<Kv>,
+    kv: RefCell<KvModel>,
     naive: NaiveKv,
     naive_present: u64,
     measuring: bool,
@@ -950,7 +950,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         maybe_live: Vec::new(),
         isos: Vec::new(),
         loc_names,
-        kv: RefCell::new(Kv::new(seed, sc.max_lag_ms)),
+        kv: RefCell::new(KvModel::new(seed, sc.max_lag_ms)),
         naive: NaiveKv::default(),
         naive_present: 0,
         measuring: false,
