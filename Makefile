@@ -150,7 +150,7 @@ load: build
 	@node tests/load.mjs 10000 120
 
 clean:
-	rm -rf target edge/build www/herenow/herenow_wasm* .wrangler edge/.wrangler tests/vite-app/dist tests/apps/dist
+	rm -rf target edge/build www/herenow .wrangler edge/.wrangler tests/vite-app/dist tests/apps/dist
 
 # Fuzzing (nightly + cargo-fuzz): each target for FUZZ_SECONDS, starting from the committed
 # seeds in fuzz/seeds; new inputs go to fuzz/corpus (ignored), findings to fuzz/artifacts.
