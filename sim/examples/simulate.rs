@@ -60,6 +60,8 @@ fn main() {
         let i = job.sc.isolates_per_location;
         if i == 1 || opts.free_plan {
             for &routing in &job.routings {
+                // One isolate: both routings are the same run.
+                let routing = if i == 1 { Routing::Random } else { routing };
                 free.entry((i, routing)).or_insert_with(|| {
                     eprintln!(
                         "[{:>6.1} s] free plan: searching visitors at {i} isolate(s), {} routing",
@@ -77,7 +79,8 @@ fn main() {
         for &routing in &job.routings {
             let mut r = r.clone();
             r.scenario.routing = routing;
-            let f = free.get(&(job.sc.isolates_per_location, routing));
+            let i = job.sc.isolates_per_location;
+            let f = free.get(&(i, if i == 1 { Routing::Random } else { routing }));
             let rs = (0..3)
                 .map(|d| r.row(d, opts.seed, f.map(|f| f[d])))
                 .collect();
@@ -105,12 +108,9 @@ fn main() {
 
 /// The runs the options ask for.
 fn plan(o: &Options) -> Vec<Job> {
-    let routings = |i: usize| -> Vec<Routing> {
-        match o.routing {
-            Some(r) => vec![r],
-            None if i == 1 => vec![Routing::Random, Routing::Sticky],
-            None => vec![Routing::Random, Routing::Sticky],
-        }
+    let routings = |_: usize| -> Vec<Routing> {
+        o.routing
+            .map_or_else(|| vec![Routing::Random, Routing::Sticky], |r| vec![r])
     };
     let mut jobs = Vec::new();
     let mut add = |sc: Scenario, isolates: &[usize], measure_ms: Option<u64>| {
