@@ -20,7 +20,7 @@ PORT ?= 8787
 
 .PHONY: help tools tools-browser build build-client build-edge dev test \
         test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e test-load load clean \
-        tools-vite-app tools-bundler-apps build-npm test-npm test-dev tools-wrk bench bench-smoke
+        tools-vite-app tools-bundler-apps build-npm test-npm test-dev tools-wrk bench bench-smoke simulate
 
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
@@ -28,6 +28,7 @@ help:
 	@echo "make test   install what is missing, build, run every suite"
 	@echo "make fuzz   run each cargo-fuzz target for FUZZ_SECONDS (default 60) on nightly"
 	@echo "make bench  benchmarks against the naive design and the runtime's ceiling (~10 min); writes BENCHMARKS.md"
+	@echo "make simulate ARGS=\"…\"  the engine's simulation: tables over isolates and routings with targets (~10 min); --json for lines"
 	@echo "make load   10,000 visitors with churn against local workerd: 135 s warm-up, then 2 minutes judged (~5 min)"
 
 tools:
@@ -153,6 +154,11 @@ bench-smoke: tools-wrk
 # against the built worker in workerd (Miniflare, KV on disk): a warm-up, then 2 minutes judged.
 load: build
 	@node tests/load.mjs 10000 120
+
+# The discrete-event simulation of the engine (issue 15), flags in ARGS (README, "Simulation").
+ARGS ?=
+simulate:
+	cargo run -p herenow-sim --release --example simulate -- $(ARGS)
 
 clean:
 	rm -rf target edge/build www/herenow .wrangler edge/.wrangler tests/vite-app/dist tests/apps/dist

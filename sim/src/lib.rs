@@ -15,8 +15,10 @@
 //!   single-page app changes page on the same tab; a multi-page site sends a leave and opens
 //!   a new tab id a moment later); may open a second tab in the background and switch
 //!   between the two; and at the end sends a leave per tab, or vanishes without one.
-//! - **Locations and isolates**: `L` locations × `I` isolates; every request goes to a
-//!   uniformly random isolate of the visitor's location; isolates are evicted at random
+//! - **Locations and isolates**: `L` locations × `I` isolates; a request goes to a
+//!   uniformly random isolate of the visitor's location ([`Routing::Random`]) or stays on
+//!   its tab's isolate, moving with a stated chance per request ([`Routing::Sticky`]);
+//!   isolates are evicted at random
 //!   (exponential lifetimes) and replaced by empty ones with new ids. Like the edge, an
 //!   isolate refreshes its view before a heartbeat, flushes after it, and publishes due
 //!   changes from `waitUntil` — all through the shipped driver,
@@ -50,8 +52,12 @@
 //!   streams, so that for a seed every setting and design sees the same visitors and is
 //!   sampled at the same instants and locations (paired comparisons).
 
+pub mod cli;
+pub mod cost;
+pub mod free;
 mod kv;
 mod report;
+mod row;
 mod run;
 mod scenario;
 mod truth;
@@ -59,5 +65,6 @@ mod truth;
 pub use report::{
     DIAG_ROWS, DesignReport, Diagnostics, ORACLE_BUDGET, Report, Stat, Target, targets_across,
 };
+pub use row::{DESIGNS, PerVisitorHour, Row};
 pub use run::run;
-pub use scenario::{Scenario, Workload};
+pub use scenario::{DEFAULT_MOVE_PROB, Routing, Scenario, Workload};

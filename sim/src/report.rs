@@ -143,6 +143,8 @@ pub struct DesignReport {
     pub err_pct: Stat,
     /// Mean signed error in people (positive: overcount).
     pub bias: f64,
+    /// Mean signed error in percent of the truth: mean((count − truth) / truth) × 100.
+    pub bias_pct: f64,
     /// Seconds until a leave stops counting at its own location (any isolate there).
     pub leave_own: Stat,
     /// Seconds until a leave shows at another location.
@@ -210,8 +212,26 @@ pub struct Report {
     pub visitor_hours: f64,
     /// Mean people online (truth).
     pub mean_online: f64,
-    /// Heartbeats, beacons and leaves sent.
+    /// Heartbeats, beacons and leaves sent (the whole run).
     pub requests: u64,
+    /// Heartbeats, beacons and leaves sent while measuring: the Worker requests clients
+    /// make (the simulation's own count samples are not among them).
+    pub client_requests: u64,
+    /// Host thread CPU time spent in the driver's calls for those requests (and the delayed
+    /// flushes they scheduled), per request, in ms.
+    pub host_cpu_ms_per_request: f64,
+    /// Sticky routing's moves to another isolate (the whole run).
+    pub routing_moves: u64,
+    /// Times a tab's request went to another isolate slot than its previous one (the
+    /// whole run): equal to the moves under sticky routing.
+    pub slot_changes: u64,
+    /// Seconds from a sampled change of a visitor (arriving or leaving) until a response
+    /// to another visitor's open page at its location reflects it (see
+    /// `docs/design.md`, "Changes shown on other pages").
+    pub others_shown: Stat,
+    /// Watched (change, page) pairs dropped unshown: the page was hidden or closed first,
+    /// or the arrival left again, or the run ended less than a heartbeat + 5 s after.
+    pub others_dropped: u64,
     /// Isolates evicted while measuring.
     pub evictions: u64,
     /// Sampled leaves whose isolate was evicted before publishing them.

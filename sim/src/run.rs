@@ -1,7 +1,10 @@
 //! The event loop: workload, ground truth, the three designs, and the measurements.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
+
+use cpu_time::ThreadTime;
 
 use fastrand::Rng;
 
@@ -11,7 +14,7 @@ use super::kv::{At, KvModel, NaiveKv, Ops, lag};
 use super::report::{
     CACHE_REFRESH_MS, DIAG_ROWS, DesignReport, Diagnostics, ORACLES, Report, Stat,
 };
-use super::scenario::Scenario;
+use super::scenario::{Routing, Scenario};
 use super::truth::{CAUSES, Instant, TabTruth, Truth};
 use herenow_core::engine::{Member, Presence};
 use herenow_core::protocol::{Beat, TabState};
@@ -21,6 +24,11 @@ use herenow_core::store::block_on_ready;
 const SITE: &str = "demo";
 /// Leave probes: every 100 ms for 3 s, then every second up to this long.
 const PROBE_HORIZON_MS: u64 = 130_000;
+/// At most this many other visitors' pages watch one sampled change.
+const WATCHERS_PER_CHANGE: usize = 20;
+/// A change still not shown on a watching page at the end of the run counts (as its age)
+/// once it is older than the heartbeat plus this; younger ones are dropped as unfinished.
+const WATCH_OPEN_SLACK_MS: u64 = 5_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
@@ -81,6 +89,20 @@ struct Tab {
     left_ms: Option<u64>,
     /// Whether its last request was an idle beacon.
     idle: bool,
+    /// Under sticky routing, the isolate slot its requests go to.
+    slot: usize,
+    /// The slot its previous request went to.
+    last_slot: Option<usize>,
+}
+
+/// A sampled person-level change (a visitor going online or offline) that other visitors'
+/// open pages at its location watch for.
+#[derive(Debug)]
+struct Change {
+    visitor: u32,
+    at: u64,
+    /// Going online (an arrival's first heartbeat) rather than offline (its leave).
+    arrive: bool,
 }
 
 #[derive(Debug)]
@@ -119,6 +141,10 @@ struct Sim<'a> {
     io: Rng,
     /// Draws where counts are sampled (the same for every design and setting).
     sampler: Rng,
+    /// Draws sticky routing: a tab's first isolate and its moves.
+    route: Rng,
+    /// Draws which changes are watched, and by which pages.
+    watch_rng: Rng,
     seed: u64,
     heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     seq: u64,
@@ -167,6 +193,19 @@ struct Sim<'a> {
     /// Per sample, the error components of `DIAG_ROWS` in people, and the truth.
     diag: Vec<([f64; DIAG_ROWS.len()], f64)>,
     truth_mismatches: u64,
+    /// Requests clients made while measuring (heartbeats, idle beacons, leaves).
+    client_requests: u64,
+    /// Thread CPU time spent in the driver's calls for those requests and their flushes.
+    cpu: Duration,
+    /// Sticky moves (whole run), and slot changes between a tab's consecutive requests.
+    routing_moves: u64,
+    slot_changes: u64,
+    /// Sampled changes; per watching tab, the changes it waits to show; the delays seen.
+    changes: Vec<Change>,
+    watching: HashMap<u32, Vec<u32>>,
+    change_p: f64,
+    others_h: Vec<f64>,
+    others_dropped: u64,
 }
 
 impl Sim<'_> {
@@ -215,6 +254,8 @@ impl Sim<'_> {
             last_ms: 0,
             left_ms: None,
             idle: false,
+            slot: self.route.usize(..self.sc.isolates_per_location),
+            last_slot: None,
         });
         let t = (self.tabs.len() - 1) as u32;
         self.visitors[v as usize].all_tabs.push(t);
@@ -222,6 +263,39 @@ impl Sim<'_> {
     }
 
     // ---- requests, fed to all designs ----
+
+    /// The isolate slot of `tab`'s location its request goes to now.
+    fn route(&mut self, tab: u32) -> usize {
+        let n = self.sc.isolates_per_location;
+        let slot = match self.sc.routing {
+            Routing::Random => self.io.usize(..n),
+            Routing::Sticky => {
+                let t = &self.tabs[tab as usize];
+                let cur = t.slot;
+                if n > 1 && t.last_slot.is_some() && self.route.f64() < self.sc.move_prob {
+                    // A new connection: another isolate, uniformly.
+                    let r = self.route.usize(..n - 1);
+                    let to = if r >= cur { r + 1 } else { r };
+                    self.routing_moves += 1;
+                    self.tabs[tab as usize].slot = to;
+                    to
+                } else {
+                    cur
+                }
+            }
+        };
+        let t = &mut self.tabs[tab as usize];
+        if t.last_slot.is_some_and(|s| s != slot) {
+            self.slot_changes += 1;
+        }
+        t.last_slot = Some(slot);
+        slot
+    }
+
+    /// Starts the thread CPU clock while measuring.
+    fn clock(&self) -> Option<ThreadTime> {
+        self.measuring.then(ThreadTime::now)
+    }
 
     /// The wire body a request from `tab` carries, and its visitor's location.
     fn wire_beat(&self, tab: u32, state: TabState) -> (Beat, u16) {
@@ -252,18 +326,115 @@ impl Sim<'_> {
         let meta_len = 40 + beat.page.len();
         self.naive.put(vi, now, loc, self.sc.max_lag_ms, meta_len);
         // (c): the isolate the request lands on.
-        let slot = self.io.usize(..self.sc.isolates_per_location);
+        let slot = self.route(tab);
         self.requests += 1;
         let (l, store) = (loc as usize, self.store(loc as usize, slot, now, true));
+        let t0 = self.clock();
         let _ = block_on_ready(self.isos[l][slot].svc.heartbeat(&store, now, &beat, member));
-        if store.wrote_own.get() {
+        let spent = t0.map(|t| t.elapsed());
+        let wrote = store.wrote_own.get();
+        if let Some(d) = spent {
+            self.cpu += d;
+        }
+        if wrote {
             self.wrote_own(l, slot, now);
         }
         if self.measuring {
             self.count_requests += 1;
+            self.client_requests += 1;
             self.count_naive_request();
         }
         self.after_request(loc as usize, slot, now);
+        if state == TabState::Active {
+            self.shown_on(now, tab, l, slot);
+        }
+    }
+
+    // ---- changes shown on other visitors' pages ----
+
+    /// Whether isolate `slot` of `loc` counts visitor `v` (any of its tabs) at `now`.
+    fn counts_visitor(&self, now: u64, loc: usize, slot: usize, v: u32) -> bool {
+        let vis = &self.visitors[v as usize];
+        self.isos[loc][slot].svc.with(|p| {
+            vis.all_tabs.iter().any(|&t| {
+                let tab = &self.tabs[t as usize];
+                tab.started && p.tab_counted(now, SITE, &vis.id, &tab.id)
+            })
+        })
+    }
+
+    /// Whether visitor `v` is online in the truth at `now`.
+    fn online(&self, now: u64, v: u32) -> bool {
+        let window = self.sc.engine.window_ms;
+        self.visitors[v as usize].all_tabs.iter().any(|&t| {
+            let tab = &self.tabs[t as usize];
+            tab.started && tab.left_ms.is_none() && tab.last_ms + window > now
+        })
+    }
+
+    /// Samples a change of visitor `v` at `now` (with the chance that follows
+    /// `leave_samples` changes over the measured time) and has up to
+    /// [`WATCHERS_PER_CHANGE`] open, visible pages of other visitors at its location watch it.
+    fn watch_change(&mut self, now: u64, v: u32, arrive: bool) {
+        if !self.measuring || self.watch_rng.f64() >= self.change_p {
+            return;
+        }
+        let loc = self.visitors[v as usize].loc;
+        let mut pages: Vec<u32> = self
+            .maybe_live
+            .iter()
+            .filter(|&&o| o != v)
+            .map(|&o| &self.visitors[o as usize])
+            .filter(|o| o.loc == loc && !o.ended && !o.away)
+            .map(|o| o.focus)
+            .filter(|&t| {
+                let tab = &self.tabs[t as usize];
+                tab.open && tab.visible && tab.started
+            })
+            .collect();
+        self.watch_rng.shuffle(&mut pages);
+        pages.truncate(WATCHERS_PER_CHANGE);
+        let id = self.changes.len() as u32;
+        self.changes.push(Change {
+            visitor: v,
+            at: now,
+            arrive,
+        });
+        for t in pages {
+            self.watching.entry(t).or_default().push(id);
+        }
+    }
+
+    /// A response to `tab`'s open page came from isolate `slot` of `loc` at `now`: every
+    /// change it watches that this isolate's count reflects is shown.
+    fn shown_on(&mut self, now: u64, tab: u32, loc: usize, slot: usize) {
+        let Some(mut ids) = self.watching.remove(&tab) else {
+            return;
+        };
+        let mut waiting = Vec::new();
+        for i in ids.drain(..) {
+            let c = &self.changes[i as usize];
+            let (v, at, arrive) = (c.visitor, c.at, c.arrive);
+            if arrive && !self.online(now, v) {
+                // Gone again before it showed: nothing left to show.
+                self.others_dropped += 1;
+            } else if self.counts_visitor(now, loc, slot, v) == arrive {
+                self.others_h.push((now - at) as f64 / 1000.0);
+            } else {
+                waiting.push(i);
+            }
+        }
+        let ids = waiting;
+        if !ids.is_empty() {
+            self.watching.insert(tab, ids);
+        }
+    }
+
+    /// `tab`'s page is hidden or closed: what it watched is dropped unshown.
+    fn stop_watching(&mut self, tab: u32) {
+        if let Some(ids) = self.watching.remove(&tab) {
+            self.others_dropped += ids.len() as u64;
+        }
     }
 
     fn leave(&mut self, now: u64, tab: u32, sample: bool) {
@@ -274,8 +445,12 @@ impl Sim<'_> {
         self.truth_update(visitor, now);
         let (beat, loc) = self.wire_beat(tab, TabState::Idle);
         self.naive.delete(vi, now, loc, self.sc.max_lag_ms);
-        let slot = self.io.usize(..self.sc.isolates_per_location);
+        let slot = self.route(tab);
         self.requests += 1;
+        if self.measuring {
+            self.client_requests += 1;
+        }
+        self.stop_watching(tab);
         let sampled = sample && self.measuring && self.io.f64() < self.leave_p;
         if sampled {
             let remote = (self.sc.locations > 1).then(|| {
@@ -305,8 +480,14 @@ impl Sim<'_> {
         }
         // The leave is recorded and published after the sampled probe waits for it.
         let store = self.store(loc as usize, slot, now, true);
+        let t0 = self.clock();
         block_on_ready(self.isos[loc as usize][slot].svc.leave(&store, now, &beat));
-        if store.wrote_own.get() {
+        let spent = t0.map(|t| t.elapsed());
+        let wrote = store.wrote_own.get();
+        if let Some(d) = spent {
+            self.cpu += d;
+        }
+        if wrote {
             self.wrote_own(loc as usize, slot, now);
         }
         self.after_request(loc as usize, slot, now);
@@ -431,6 +612,7 @@ impl Sim<'_> {
             self.at(show_at, Ev::Show(vi, 0));
         } else {
             self.show_tab(now, t);
+            self.watch_change(now, vi, true);
             let d = self.exp(w.mean_visible_ms);
             self.at(now + d, Ev::Hide(vi, 0));
         }
@@ -455,6 +637,7 @@ impl Sim<'_> {
     }
 
     fn hide_tab(&mut self, now: u64, t: u32) {
+        self.stop_watching(t);
         let tab = &mut self.tabs[t as usize];
         tab.visible = false;
         tab.epoch += 1;
@@ -625,12 +808,16 @@ impl Sim<'_> {
             }
             Ev::End(v) => {
                 let vanishes = self.rng.f64() < vanish;
+                if !vanishes && self.online(now, v) {
+                    self.watch_change(now, v, false);
+                }
                 let vis = &mut self.visitors[v as usize];
                 vis.ended = true;
                 vis.epoch += 1;
                 let focus = vis.focus;
                 let tabs = std::mem::take(&mut vis.tabs);
                 for t in tabs {
+                    self.stop_watching(t);
                     let tab = &mut self.tabs[t as usize];
                     tab.open = false;
                     tab.epoch += 1;
@@ -643,8 +830,14 @@ impl Sim<'_> {
                 let (l, s) = (loc as usize, slot as usize);
                 if self.isos[l][s].epoch == epoch {
                     let store = self.store(l, s, now, true);
+                    let t0 = self.clock();
                     block_on_ready(self.isos[l][s].svc.flush_timer_fired(&store, now, now));
-                    if store.wrote_own.get() {
+                    let spent = t0.map(|t| t.elapsed());
+                    let wrote = store.wrote_own.get();
+                    if let Some(d) = spent {
+                        self.cpu += d;
+                    }
+                    if wrote {
                         self.wrote_own(l, s, now);
                     }
                 }
@@ -942,6 +1135,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         next_arrival: (sc.engine.window_ms + sc.engine.heartbeat_ms) as f64,
         starts: Vec::with_capacity(sc.visitors as usize),
         sampler: Rng::with_seed(seed ^ 0x5A4D_7E55),
+        route: Rng::with_seed(seed ^ 0x0057_1C4E),
+        watch_rng: Rng::with_seed(seed ^ 0x00A7_C4ED),
         seed,
         heap: BinaryHeap::new(),
         seq: 0,
@@ -982,6 +1177,16 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         naive_from: (0, 0),
         diag: Vec::new(),
         truth_mismatches: 0,
+        client_requests: 0,
+        cpu: Duration::ZERO,
+        routing_moves: 0,
+        slot_changes: 0,
+        changes: Vec::new(),
+        watching: HashMap::new(),
+        // Arrivals and leaves: about two changes per visit.
+        change_p: (sc.leave_samples as f64 / (2.0 * expected_leaves).max(1.0)).min(1.0),
+        others_h: Vec::new(),
+        others_dropped: 0,
     };
     for l in 0..sc.locations {
         let row: Vec<Iso> = (0..sc.isolates_per_location)
@@ -1029,6 +1234,19 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         }
         sim.handle(now, ev);
     }
+    // Changes still waiting on open pages: long overdue ones count as their age so far.
+    let end = sim.end_ms;
+    let overdue = sc.engine.heartbeat_ms + WATCH_OPEN_SLACK_MS;
+    for ids in std::mem::take(&mut sim.watching).into_values() {
+        for i in ids {
+            let age = end - sim.changes[i as usize].at;
+            if age > overdue {
+                sim.others_h.push(age as f64 / 1000.0);
+            } else {
+                sim.others_dropped += 1;
+            }
+        }
+    }
     finish(sim, started)
 }
 
@@ -1039,18 +1257,22 @@ fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
     let kv = sim.kv.borrow();
     let h = kv.ops - sim.ops_at_start;
     let n = sim.naive.ops - sim.naive_at_start;
+    let mean = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().map(f).sum::<f64>() / v.len() as f64
+        }
+    };
     let err_stat = |v: &[(f64, f64)]| {
         (
             Stat::of(v.iter().map(|e| e.0.abs())),
             Stat::of(v.iter().map(|e| e.1.abs())),
-            if v.is_empty() {
-                0.0
-            } else {
-                v.iter().map(|e| e.0).sum::<f64>() / v.len() as f64
-            },
+            mean(v, |e| e.0),
+            mean(v, |e| e.1),
         )
     };
-    let (ea, ep, eb) = err_stat(&sim.err_n);
+    let (ea, ep, eb, ebp) = err_stat(&sim.err_n);
     let naive = |name: &'static str, lists: u64, reads: u64| DesignReport {
         name,
         writes: n.writes,
@@ -1062,6 +1284,7 @@ fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
         err_abs: ea.clone(),
         err_pct: ep.clone(),
         bias: eb,
+        bias_pct: ebp,
         leave_own: Stat::of(std::iter::repeat_n(0.0, sim.else_n.len().max(1))),
         leave_else: Stat::of(sim.else_n.iter().copied()),
     };
@@ -1075,7 +1298,7 @@ fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
         sim.naive_b_list_ops,
         0,
     );
-    let (ha, hp, hb) = err_stat(&sim.err_h);
+    let (ha, hp, hb, hbp) = err_stat(&sim.err_h);
     let c = DesignReport {
         name: "(c) herenow engine",
         writes: h.writes,
@@ -1087,6 +1310,7 @@ fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
         err_abs: ha,
         err_pct: hp,
         bias: hb,
+        bias_pct: hbp,
         leave_own: Stat::of(sim.own_h.iter().copied()),
         leave_else: Stat::of(sim.else_h.iter().copied()),
     };
@@ -1100,6 +1324,12 @@ fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
             0.0
         },
         requests: sim.requests,
+        client_requests: sim.client_requests,
+        host_cpu_ms_per_request: sim.cpu.as_secs_f64() * 1000.0 / sim.client_requests.max(1) as f64,
+        routing_moves: sim.routing_moves,
+        slot_changes: sim.slot_changes,
+        others_shown: Stat::of(sim.others_h.iter().copied()),
+        others_dropped: sim.others_dropped,
         evictions: sim.evictions,
         lost_leaves: sim.lost_leaves,
         last_seen_writes: h.last_seen_writes,

@@ -2,6 +2,9 @@
 
 use herenow_core::engine::EngineConfig;
 
+/// The default chance per request that a sticky tab moves to another isolate.
+pub const DEFAULT_MOVE_PROB: f64 = 0.02;
+
 /// What visitors do. Times in milliseconds; shares in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -45,6 +48,29 @@ impl Default for Workload {
     }
 }
 
+/// How requests of a tab find an isolate of its location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Routing {
+    /// Every request goes to a uniformly random isolate: the worst case for the engine,
+    /// as every isolate then sees every tab.
+    Random,
+    /// A tab's requests stay on one isolate (a browser reusing its HTTP/2 connection) and
+    /// move to another random one with [`Scenario::move_prob`] per request (a new
+    /// connection). An evicted isolate's tabs stay with the fresh one that replaces it.
+    Sticky,
+}
+
+impl Routing {
+    /// The name used on the command line and in the JSON output.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Random => "random",
+            Self::Sticky => "sticky",
+        }
+    }
+}
+
 /// One simulated deployment and how long to watch it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -57,6 +83,11 @@ pub struct Scenario {
     pub locations: usize,
     /// Isolates per location.
     pub isolates_per_location: usize,
+    /// How requests find an isolate of their location.
+    pub routing: Routing,
+    /// Under [`Routing::Sticky`], the chance per request that a tab moves to another
+    /// isolate (default 0.02: about one new connection every 12 minutes of heartbeats).
+    pub move_prob: f64,
     /// Mean isolate lifetime before eviction (exponential).
     pub isolate_lifetime_ms: u64,
     /// The largest KV visibility lag between locations.
@@ -86,6 +117,8 @@ impl Scenario {
             visitors: 12,
             locations: 1,
             isolates_per_location: 1,
+            routing: Routing::Random,
+            move_prob: DEFAULT_MOVE_PROB,
             isolate_lifetime_ms: 2 * 3_600_000,
             max_lag_ms: 60_000,
             warmup_ms: 10 * 60_000,
@@ -105,6 +138,8 @@ impl Scenario {
             visitors: 1_000,
             locations: 10,
             isolates_per_location: 1,
+            routing: Routing::Random,
+            move_prob: DEFAULT_MOVE_PROB,
             isolate_lifetime_ms: 2 * 3_600_000,
             max_lag_ms: 60_000,
             warmup_ms: 10 * 60_000,
@@ -124,6 +159,8 @@ impl Scenario {
             visitors: 100_000,
             locations: 100,
             isolates_per_location: 1,
+            routing: Routing::Random,
+            move_prob: DEFAULT_MOVE_PROB,
             isolate_lifetime_ms: 2 * 3_600_000,
             max_lag_ms: 60_000,
             warmup_ms: 150_000,
@@ -135,12 +172,61 @@ impl Scenario {
         }
     }
 
+    /// The scenario named `name` (small, medium or large), if there is one.
+    #[must_use]
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "small" => Some(Self::small()),
+            "medium" => Some(Self::medium()),
+            "large" => Some(Self::large()),
+            _ => None,
+        }
+    }
+
     /// The same scenario with `isolates` isolates per location.
     #[must_use]
     pub fn with_isolates(mut self, isolates: usize) -> Self {
         self.isolates_per_location = isolates.max(1);
-        self.name = format!("{} I={}", self.name, self.isolates_per_location);
         self
+    }
+
+    /// The same scenario with `routing` (and `move_prob` for sticky routing).
+    #[must_use]
+    pub fn with_routing(mut self, routing: Routing, move_prob: f64) -> Self {
+        self.routing = routing;
+        self.move_prob = move_prob;
+        self
+    }
+
+    /// The same scenario with the engine's heartbeat interval, which the client's beat
+    /// follows (the server tells it), set to `heartbeat_ms`.
+    #[must_use]
+    pub fn with_heartbeat(mut self, heartbeat_ms: u64) -> Self {
+        self.engine.heartbeat_ms = heartbeat_ms;
+        self
+    }
+
+    /// The same scenario with the presence window set to `window_ms` (the lease is kept at
+    /// least a window, as the engine requires).
+    #[must_use]
+    pub fn with_window(mut self, window_ms: u64) -> Self {
+        self.engine.window_ms = window_ms;
+        self.engine.lease_ms = self.engine.lease_ms.max(window_ms);
+        self
+    }
+
+    /// A label for tables: the name, and isolates and routing when not the defaults.
+    #[must_use]
+    pub fn label(&self) -> String {
+        let mut s = self.name.clone();
+        if self.isolates_per_location > 1 {
+            s = format!(
+                "{s} I={} {}",
+                self.isolates_per_location,
+                self.routing.name()
+            );
+        }
+        s
     }
 
     /// The same scenario with KV visibility lag up to `max_lag_ms` between locations.

@@ -1,0 +1,252 @@
+//! Routing models, the bill, the JSON lines and the example's flags.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use herenow_sim::cli;
+use herenow_sim::cost::{self, Usage};
+use herenow_sim::{Routing, Scenario, run};
+
+/// A small multi-isolate deployment that runs in a few seconds.
+fn tiny(isolates: usize, routing: Routing, move_prob: f64) -> Scenario {
+    let mut sc = Scenario::medium()
+        .with_isolates(isolates)
+        .with_routing(routing, move_prob);
+    sc.visitors = 60;
+    sc.locations = 2;
+    sc.warmup_ms = 3 * 60_000;
+    sc.measure_ms = 10 * 60_000;
+    sc.leave_samples = 40;
+    sc
+}
+
+#[test]
+fn sticky_routing_keeps_a_tab_on_one_isolate_except_its_moves() {
+    let r = run(&tiny(4, Routing::Sticky, 0.05), 2);
+    assert!(r.routing_moves > 0);
+    // Every change of isolate between a tab's requests is a move, and every move one.
+    assert_eq!(r.slot_changes, r.routing_moves);
+    // About one move in twenty requests (the whole run's requests).
+    let share = r.routing_moves as f64 / r.requests as f64;
+    assert!((0.03..=0.07).contains(&share), "{share}");
+    // Random routing changes isolate on about 3 requests in 4 at 4 isolates.
+    let r = run(&tiny(4, Routing::Random, 0.05), 2);
+    assert_eq!(r.routing_moves, 0);
+    let share = r.slot_changes as f64 / r.requests as f64;
+    assert!((0.6..=0.8).contains(&share), "{share}");
+    // Sticky with no moves never changes isolate.
+    let r = run(&tiny(4, Routing::Sticky, 0.0), 2);
+    assert_eq!((r.routing_moves, r.slot_changes), (0, 0));
+    assert_eq!(r.herenow().violations, 0);
+}
+
+#[test]
+fn the_bill_subtracts_each_quota_and_is_never_negative() {
+    // All within the quotas: nothing to pay.
+    let within = Usage {
+        requests: 10e6,
+        cpu_ms: 30e6,
+        reads: 10e6,
+        writes: 1e6,
+        lists: 1e6,
+        deletes: 1e6,
+    };
+    let d = cost::dollars(&within);
+    assert_eq!((d.kv, d.workers, d.total), (0.0, 0.0, 0.0));
+    assert_eq!(cost::dollars(&Usage::default()).total, 0.0);
+    // 20 M requests: 10 M past the quota at $0.30/M = $3; 130 M CPU-ms: 100 M past at
+    // $0.02/M = $2; 14 M reads: 4 M at $0.50/M = $2; 3 M writes: 2 M at $5/M = $10;
+    // 1.5 M lists: $2.50; 1 M deletes: $0 (lists and deletes have quotas of their own).
+    let u = Usage {
+        requests: 20e6,
+        cpu_ms: 130e6,
+        reads: 14e6,
+        writes: 3e6,
+        lists: 1.5e6,
+        deletes: 1e6,
+    };
+    let d = cost::dollars(&u);
+    assert!((d.workers - 5.0).abs() < 1e-9, "{d:?}");
+    assert!((d.kv - 14.5).abs() < 1e-9, "{d:?}");
+    assert!((d.total - 19.5).abs() < 1e-9, "{d:?}");
+    // At list price, no quota: 14 M reads $7 + 5.5 M writes, lists, deletes $27.50.
+    assert!((cost::kv_list_price(&u) - 34.5).abs() < 1e-9);
+    // The free plan's daily limits, each.
+    let day = Usage {
+        requests: 100_000.0,
+        reads: 100_000.0,
+        writes: 1_000.0,
+        lists: 1_000.0,
+        deletes: 1_000.0,
+        cpu_ms: 1e9,
+    };
+    assert!(cost::free_plan_fits(&day));
+    for over in [
+        Usage {
+            requests: 100_001.0,
+            ..day
+        },
+        Usage {
+            reads: 100_001.0,
+            ..day
+        },
+        Usage {
+            writes: 1_001.0,
+            ..day
+        },
+        Usage {
+            lists: 1_001.0,
+            ..day
+        },
+        Usage {
+            deletes: 1_001.0,
+            ..day
+        },
+    ] {
+        assert!(!cost::free_plan_fits(&over), "{over:?}");
+    }
+}
+
+#[test]
+fn others_changes_show_on_open_pages_within_about_a_heartbeat() {
+    let r = run(&tiny(3, Routing::Random, 0.0), 4);
+    let s = &r.others_shown;
+    assert!(s.n >= 100, "{s:?}");
+    // A page learns of a change at its next heartbeat at the earliest, and at one location
+    // the isolates share changes within a few seconds.
+    assert!(s.p50 > 0.0 && s.p99 <= 15.0 * 1.1 + 5.0, "{s:?}");
+}
+
+/// The example binary cargo built beside this test (`cargo test` builds examples).
+fn example() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    dir.join("examples").join("simulate")
+}
+
+#[test]
+fn bad_flags_exit_2_with_a_clear_message() {
+    for args in [
+        &["--bogus"][..],
+        &["--isolates", "zero"],
+        &["--isolates", "0"],
+        &["--routing", "roundrobin"],
+        &["--only", "huge"],
+        &["--measure-min"],
+        &["--move-prob", "2"],
+        &["--heartbeat-s", "60"],
+    ] {
+        let out = Command::new(example())
+            .args(args)
+            .output()
+            .expect("the example runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("simulate: ") && err.contains("usage:"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+        let parsed = cli::parse(args.iter().map(|s| (*s).to_owned()));
+        assert!(parsed.is_err(), "{args:?}");
+    }
+    let ok = cli::parse(
+        [
+            "--only",
+            "small",
+            "--isolates",
+            "4",
+            "--routing",
+            "sticky",
+            "--heartbeat-s",
+            "60",
+            "--window-s",
+            "180",
+            "--json",
+        ]
+        .map(String::from),
+    )
+    .expect("good flags");
+    assert_eq!(ok.isolates, Some(4));
+    assert_eq!(ok.routing, Some(Routing::Sticky));
+    let sc = ok.apply(Scenario::small());
+    assert_eq!(
+        (sc.engine.heartbeat_ms, sc.engine.window_ms),
+        (60_000, 180_000)
+    );
+}
+
+#[test]
+fn a_json_line_parses_and_has_every_field() {
+    let out = Command::new(example())
+        .args([
+            "--only",
+            "medium",
+            "--isolates",
+            "2",
+            "--routing",
+            "sticky",
+            "--measure-min",
+            "2",
+            "--seed",
+            "3",
+            "--json",
+        ])
+        .output()
+        .expect("the example runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    let designs: Vec<&str> = lines.iter().filter_map(|v| v["design"].as_str()).collect();
+    assert_eq!(designs, ["naive", "metadata", "herenow"]);
+    let h = &lines[2];
+    for field in [
+        "scenario",
+        "design",
+        "isolates",
+        "routing",
+        "online_mean",
+        "per_visitor_hour",
+        "dollars_per_month",
+        "dollars_per_1000_visitors_month",
+        "free_plan_max_visitors",
+        "error_p99_pct",
+        "oracle_p99_pct",
+        "bias_pct",
+        "leave_own_p99_s",
+        "leave_elsewhere_p99_s",
+        "others_change_shown_p99_s",
+    ] {
+        assert!(h.get(field).is_some(), "{field} missing: {h}");
+    }
+    for k in ["writes", "lists", "reads", "deletes", "requests"] {
+        assert!(h["per_visitor_hour"][k].is_number(), "{k}");
+    }
+    for k in ["kv", "workers", "total"] {
+        assert!(
+            h["dollars_per_month"][k].as_f64().is_some_and(|x| x >= 0.0),
+            "{k}"
+        );
+    }
+    assert_eq!(h["scenario"], "medium");
+    assert_eq!(h["isolates"], 2);
+    assert_eq!(h["routing"], "sticky");
+    assert_eq!(h["seed"], 3);
+    assert!(
+        h["per_visitor_hour"]["requests"]
+            .as_f64()
+            .is_some_and(|r| r > 200.0)
+    );
+    assert!(h["others_change_shown_p99_s"].is_number());
+    assert!(lines[0]["others_change_shown_p99_s"].is_null());
+}
