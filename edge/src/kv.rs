@@ -29,7 +29,12 @@ impl Store for Kv {
             .map_err(err)?
             .expiration_ttl(ttl_s);
         if let Some(m) = metadata {
-            b = b.metadata(m).map_err(err)?;
+            // As a JSON value, not a string: KV stores metadata as JSON and counts its
+            // 1,024 bytes after serialising, so a string would be escaped again and a
+            // summary that fits (the engine budgets its JSON) would be refused with 413.
+            let value: serde_json::Value =
+                serde_json::from_str(&m).unwrap_or(serde_json::Value::String(m));
+            b = b.metadata(value).map_err(err)?;
         }
         b.execute().await.map_err(err)
     }
@@ -45,7 +50,10 @@ impl Store for Kv {
             .into_iter()
             .map(|k| ListedKey {
                 name: k.name,
-                metadata: k.metadata.and_then(|m| m.as_str().map(str::to_owned)),
+                metadata: k.metadata.map(|m| match m {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                }),
             })
             .collect();
         Ok(ListPage {
