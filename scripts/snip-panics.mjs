@@ -31,6 +31,16 @@ const SNIP = [
   new RegExp(` as core${C}::fmt::Display>::fmt$`),
   new RegExp(`^std${C}::alloc::default_alloc_error_hook$`),
   /^js_sys::futures::jspi::task_waker::raw_/,
+  // The same functions by their v0-mangled names, which a wasm straight from cargo (no
+  // wasm-bindgen to demangle its name section) carries; and the thread-local access
+  // error and out-of-memory paths, which only panic.
+  /_4core9panicking9panic_fmt$/,
+  /_3std9panicking(15panic_with_hook|13panic_handler)/,
+  /rust_begin_unwind$/,
+  /_3std5alloc(24default_alloc_error_hook|8rust_oom)/,
+  /_3std6thread5local18panic_access_error$/,
+  /_6string6StringNtNtCs[0-9A-Za-z]+_4core3fmt5Write/,
+  /_4core3fmt7Display3fmt/,
 ];
 
 // binaryen (the npm package whose wasm-opt the build runs) reads and writes the module; its
