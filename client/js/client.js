@@ -101,7 +101,7 @@ const readOptions = (o) => {
   if (!o || typeof o != "object") throw fail("start(options) needs an object like { endpoint, site }");
   if (typeof o.endpoint != "string") throw fail('options.endpoint is required (a URL, or "" for the same origin)');
   // The rule of herenow_core::protocol::validate_site.
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(o.site)) throw fail("options.site is required: 1-64 characters of A-Z a-z 0-9 _ -");
+  if (typeof o.site != "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(o.site)) throw fail("options.site is required: 1-64 characters of A-Z a-z 0-9 _ -");
   const bool = (v) => typeof v == "boolean";
   const fn = (v) => typeof v == "function";
   const token = option(o, "memberToken", (v) => fn(v) || typeof v == "string", "options.memberToken must be a string or a function");
@@ -235,7 +235,7 @@ const run = (o, w) => {
     else if (code == BEACON_LEAVE) track && beacon("/v1/leave");
     else if (code == SCHEDULE) { clearTimeout(timer); timer = setTimeout(() => feed(TIMER), value); }
     else if (code == CANCEL_TIMER) clearTimeout(timer);
-    else if (code == ABORT_FETCH) { abort?.abort(); abort = 0; }
+    else if (code == ABORT_FETCH) { abort?.abort(); abort = undefined; }
     else if (code == WARN) {
       console.warn("herenow: heartbeat failed, retrying with backoff" + (lastError ? ` (${lastError})` : ""));
       lastError = 0;
@@ -261,7 +261,7 @@ const run = (o, w) => {
    * again once, and after a second refusal the heartbeat goes as a guest's. */
   const heartbeat = (seq, tries) => {
     abort?.abort();
-    const ctl = (abort = self.AbortController ? new AbortController() : 0);
+    const ctl = (abort = self.AbortController ? new AbortController() : undefined);
     new Promise((r) => r(tries < 2 && (typeof memberToken == "function" ? memberToken() : memberToken)))
       .catch(noop)
       .then((token) => {
@@ -276,7 +276,7 @@ const run = (o, w) => {
   /** The outcome of heartbeat `seq`, sent with member `token` on try `tries`. */
   const finish = (seq, r, token, tries) => {
     if (!current(seq)) return;
-    abort = 0;
+    abort = undefined;
     if (r.count) {
       if (cookie) storeCookie(visitor, o.maxAge);
       last = r.count;
