@@ -52,7 +52,7 @@ const random = (n) => {
 };
 
 /** A fresh visitor id (uuid v4) from 16 random bytes. */
-export const visitorIdFrom = (b) => {
+const visitorIdFrom = (b) => {
   b[6] = (b[6] & 15) | 64;
   b[8] = (b[8] & 63) | 128;
   let s = "";
@@ -61,11 +61,11 @@ export const visitorIdFrom = (b) => {
 };
 
 /** Whether `s` is a visitor id. */
-export const isVisitorId = (s) => VISITOR_ID.test(s);
+const isVisitorId = (s) => VISITOR_ID.test(s);
 
 /** The first valid visitor id among the herenow_vid entries of a document.cookie string;
  * malformed or foreign values are skipped. */
-export const findVisitorId = (cookies) => {
+const findVisitorId = (cookies) => {
   for (const pair of cookies.split(";")) {
     const p = pair.trim();
     if (p.startsWith(COOKIE + "=")) {
@@ -77,12 +77,12 @@ export const findVisitorId = (cookies) => {
 
 /** The `Retry-After` header's delay-seconds, else NaN (the HTTP-date form: the API sends
  * seconds). Whether to honour it (429 and 503 only) is the machine's rule. */
-export const retryAfterSeconds = (h) => (/^\d+$/.test((h = (h || "").trim())) ? +h : NaN);
+const retryAfterSeconds = (h) => (/^\d+$/.test((h = (h || "").trim())) ? +h : NaN);
 
 /** Checks an endpoint: "" (same origin), a path from the root (or a protocol-relative
  * //host), or an http(s):// URL, with no spaces or control characters; returns it without
  * trailing slashes. */
-export const normalizeEndpoint = (e) => {
+const normalizeEndpoint = (e) => {
   if (!/^(\/|https?:\/\/|$)/.test(e) || /[\0- \x7f]/.test(e))
     throw fail('options.endpoint must be "" (same origin) or an http(s) URL');
   return e.replace(/\/+$/, "");
