@@ -84,10 +84,11 @@ test-unit:
 	@cargo test --workspace 2>&1 | tee target/unit.log | grep -E '^(test result|running|error|failures:|---- )' || true
 	@scripts/sum-cargo.sh "native cargo test" target/unit.log
 
+# The built client (www/herenow/herenow.js: the JS wiring and the machine's wasm) in headless
+# Chromium against a fake API; the machine itself is in test-unit.
 test-wasm:
-	@echo "==> suite: wasm-bindgen-test in headless Chromium"
-	@WASM_BINDGEN_USE_BROWSER=1 cargo test -p herenow-client --target wasm32-unknown-unknown 2>&1 | tee target/wasm.log | grep -E '^(test result|running|error|failures:|---- )' || true
-	@scripts/sum-cargo.sh "wasm-bindgen-test" target/wasm.log
+	@echo "==> suite: the client in headless Chromium (fake API)"
+	@node --test --test-reporter=spec tests/client.test.mjs
 
 test-worker:
 	@echo "==> suite: the built worker in workerd (Miniflare)"

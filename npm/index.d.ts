@@ -1,6 +1,33 @@
 // herenow: "N people online" for any website. TypeScript declarations.
 
-/* HERENOW_CLIENT_TYPES: scripts/build-npm.sh puts here the interfaces that client/src/lib.rs declares (typescript_custom_section), so they cannot drift apart. */
+/** A count object from the herenow API. */
+export interface HerenowCount {
+  online: number; tabs: number; members: number; guests: number; idle: number;
+  page?: number; pages: { page: string; online: number }[];
+  window_s: number; as_of: number; next_heartbeat_ms?: number;
+  /** The site's best count so far and when it was reached (unix ms), when the server keeps one. */
+  record?: { online: number; at: number };
+}
+
+/** Options of {@link start}. */
+export interface HerenowOptions {
+  /** API base URL, or "" for the page's own origin. */
+  endpoint: string;
+  /** The site name. */
+  site: string;
+  /** The page path counted; pins it (default: location.pathname, following same-document navigations). */
+  page?: string;
+  /** A member token, or a (possibly async) function returning one. */
+  memberToken?: string | (() => string | null | undefined | Promise<string | null | undefined>);
+  /** false: keep the visitor id in memory only (default: a cookie unless Global Privacy Control). */
+  cookie?: boolean;
+  /** The cookie's Max-Age in seconds, renewed by each heartbeat (default 1800: 30 minutes). */
+  cookieMaxAge?: number;
+  /** false: watch only: show the counts without being counted (no heartbeat, no cookie). */
+  track?: boolean;
+  /** Called with every count. */
+  onCount?: (count: HerenowCount) => void;
+}
 
 /** A running client, as returned by {@link start}. */
 export interface HerenowHandle {

@@ -21,6 +21,9 @@ const section = README.slice(README.indexOf("### A script tag on any page"), REA
 /** The README's snippet and CSP, exactly as written (YOUR-WORKER still in them). */
 const SNIPPET = section.match(/```html\n([\s\S]*?)```/)?.[1];
 const CSP = section.match(/^Content-Security-Policy: (.*)$/m)?.[1];
+/** The README's CSP for the file copied onto the site itself. */
+const SELF_HOSTED_CSP = section.match(/copied onto your own site instead needs `([^`]+)`/)?.[1].replace(/\s+/g, " ");
+const CLIENT_FILE = join(ROOT, "www", "herenow", "herenow.js");
 const SECRET = readFileSync(join(ROOT, "edge", ".dev.vars"), "utf8").match(/^MEMBER_SECRET_DEMO=(.*)$/m)[1];
 
 /** An HS256 member token for the demo site, `exp` seconds from now (negative: expired). */
@@ -30,7 +33,7 @@ function memberToken(sub, exp) {
   return `${body}.${createHmac("sha256", SECRET).update(body).digest("base64url")}`;
 }
 
-/** A static server for pages registered by path: `{ html, csp }`. */
+/** A static server for pages registered by path: `{ html, csp }`, or `{ js }` for a script. */
 async function staticSite() {
   const pages = new Map();
   const port = await freePort();
@@ -39,9 +42,9 @@ async function staticSite() {
     if (path === "/favicon.ico") { res.writeHead(204).end(); return; } // the browser asks; not a failure
     const page = pages.get(path);
     if (!page) { res.writeHead(404).end("not found"); return; }
-    const headers = { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" };
+    const headers = { "content-type": `text/${page.js ? "javascript" : "html"}; charset=utf-8`, "cache-control": "no-store" };
     if (page.csp) headers["content-security-policy"] = page.csp;
-    res.writeHead(200, headers).end(page.html);
+    res.writeHead(200, headers).end(page.js ?? page.html);
   });
   await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
   return { origin: `http://127.0.0.1:${port}`, pages, close: () => new Promise((r) => server.close(r)) };
@@ -53,6 +56,7 @@ describe("the README's embed from another origin (Chromium, wrangler dev)", () =
 
   before(async () => {
     assert.ok(SNIPPET?.includes("YOUR-WORKER") && CSP?.includes("'wasm-unsafe-eval'"), "README has the snippet and the CSP");
+    assert.ok(SELF_HOSTED_CSP?.includes("'wasm-unsafe-eval'"), "README has the self-hosted CSP");
     [site, refused] = await Promise.all([staticSite(), staticSite()]);
     const port = await freePort();
     const own = `http://127.0.0.1:${port}`;
@@ -252,6 +256,67 @@ describe("the README's embed from another origin (Chromium, wrangler dev)", () =
     const pb = await b.ctx.newPage();
     await pb.goto(addPage("/valid", { attrs: `data-member-token="${memberToken("grace", 600)}"` }));
     await countUntil((c) => c.online === 2 && c.members === 1, 5000, "a valid token counts a member");
+  });
+
+  /** A page of the site whose own module (at `${path}.js`) imports the worker's file and starts it
+   * with the options the expression makes; the handle is `window.h`. */
+  function addApp(path, options) {
+    site.pages.set(`${path}.js`, { js: `import { start } from "${worker.origin}/herenow/herenow.js";
+      start(${options}).then((h) => { window.h = h; }, (e) => console.warn("herenow test: " + e));` });
+    site.pages.set(path, { csp: `script-src 'self' ${worker.origin} 'wasm-unsafe-eval'; connect-src ${worker.origin}`,
+      html: `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>app</title></head><body><span data-herenow="online">…</span><script type="module" src="${path}.js"></script></body></html>` });
+    return `${site.origin}${path}`;
+  }
+
+  test("handle.setPage() moves the visitor to the router's path and stops following location", async () => {
+    const a = await context();
+    const p = await a.ctx.newPage();
+    await p.goto(addApp("/router", `{ endpoint: "${worker.origin}", site: "demo" }`));
+    await countUntil((c) => c.online === 1 && c.pages.some((x) => x.page === "/router"), 5000, "counted on /router");
+    await p.waitForFunction(() => window.h, null, { timeout: 5000 });
+    const t0 = Date.now();
+    await p.evaluate(() => window.h.setPage("/router/chosen"));
+    assert.ok(await until(() => a.beats().some((r) => r.t >= t0 && r.body?.page === "/router/chosen"), 1000, 10),
+      "a heartbeat for the new path within 1 s");
+    await countUntil((c) => c.online === 1 && c.pages.length === 1 && c.pages[0].page === "/router/chosen", (WINDOW_S + 2) * 1000,
+      "the old page drops");
+    // setPage turned following off: a pushState does not move it.
+    const t1 = Date.now();
+    await p.evaluate(() => history.pushState({}, "", "/router/elsewhere"));
+    await new Promise((r) => setTimeout(r, 1500)); // longer than a heartbeat interval
+    assert.ok(a.beats().filter((r) => r.t >= t1).every((r) => r.body?.page === "/router/chosen"));
+    assert.deepEqual(problems(a.events), []);
+  });
+
+  test("a member-token provider is asked again after a 401, and its new token counts a member", async () => {
+    const expired = memberToken("ada", -60);
+    const valid = memberToken("ada", 600);
+    const a = await context(`window.__tokens = ${JSON.stringify([expired, valid])}; window.__asked = 0;`);
+    const p = await a.ctx.newPage();
+    await p.goto(addApp("/provider", `{ endpoint: "${worker.origin}", site: "demo",
+      memberToken: () => { window.__asked++; return window.__tokens.length > 1 ? window.__tokens.shift() : window.__tokens[0]; } }`));
+    await countUntil((c) => c.online === 1 && c.members === 1 && c.guests === 0, 5000, "counted as a member");
+    const [first, second] = a.beats();
+    assert.equal(first.body.member_token, expired);
+    assert.equal(second.body.member_token, valid, "asked again at once, the new token sent");
+    assert.ok((await p.evaluate(() => window.__asked)) >= 2);
+    const warned = warnings(a.events);
+    assert.equal(warned.length, 1, JSON.stringify(warned));
+    assert.match(warned[0].detail, /member token refused/);
+  });
+
+  test("the file copied onto the site counts under the README's self-hosted CSP", async () => {
+    site.pages.set("/herenow/herenow.js", { js: readFileSync(CLIENT_FILE, "utf8") });
+    const csp = w(SELF_HOSTED_CSP);
+    site.pages.set("/self-hosted.html", { csp, html: `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>self-hosted</title></head><body>
+      <p><span data-herenow="online">…</span> online</p>
+      <script type="module" src="/herenow/herenow.js" data-endpoint="${worker.origin}" data-site="demo"></script></body></html>` });
+    const a = await context();
+    const p = await a.ctx.newPage();
+    await p.goto(`${site.origin}/self-hosted.html`);
+    await waitText(p, ONLINE, "1");
+    assert.deepEqual(problems(a.events), [], "no warning, error or CSP violation");
+    assert.ok(a.requests.every((r) => r.path.startsWith("/v1/")), "only the API is fetched from the worker");
   });
 
   test("an origin not in SITES gets one warning naming the origin, the site and SITES", async () => {

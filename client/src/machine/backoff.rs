@@ -121,26 +121,13 @@ pub(crate) const fn honours_retry_after(status: u16) -> bool {
     matches!(status, 429 | 503)
 }
 
-/// Parses a `Retry-After` header in its delay-seconds form into milliseconds (saturating).
-///
-/// The HTTP-date form and anything malformed give `None` (the API sends seconds).
+/// The `Retry-After` to honour, in milliseconds (saturating): `seconds` from a 429 or 503
+/// answer whose header held delay-seconds (the loader reads the header's digits; the
+/// HTTP-date form, which the API never sends, arrives as `NaN`), else `None`.
 #[must_use]
-pub(crate) fn parse_retry_after(value: &str) -> Option<u32> {
-    let v = value.trim_ascii();
-    if v.is_empty() {
-        return None;
-    }
-    let mut ms: u32 = 0;
-    for b in v.bytes() {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        // Saturates: anything past u32::MAX ms is capped by the caller anyway.
-        ms = ms
-            .saturating_mul(10)
-            .saturating_add(u32::from(b - b'0') * 1000);
-    }
-    Some(ms)
+pub(crate) fn retry_after_ms(status: u16, seconds: f64) -> Option<u32> {
+    (honours_retry_after(status) && seconds.is_finite() && seconds >= 0.0)
+        .then(|| to_u32(seconds * 1000.0))
 }
 
 /// A failure streak: how many attempts in a row have failed, and the cap on their delays.
@@ -310,14 +297,15 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_parses_delay_seconds_only() {
-        assert_eq!(parse_retry_after("0"), Some(0));
-        assert_eq!(parse_retry_after(" 7 "), Some(7_000));
-        assert_eq!(parse_retry_after("99999999999999999999999"), Some(u32::MAX));
-        assert_eq!(parse_retry_after(""), None);
-        assert_eq!(parse_retry_after("-1"), None);
-        assert_eq!(parse_retry_after("1.5"), None);
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    fn retry_after_counts_on_429_and_503_only() {
+        assert_eq!(retry_after_ms(503, 0.0), Some(0));
+        assert_eq!(retry_after_ms(429, 7.0), Some(7_000));
+        assert_eq!(retry_after_ms(503, 1e23), Some(u32::MAX));
+        assert_eq!(retry_after_ms(503, f64::NAN), None);
+        assert_eq!(retry_after_ms(503, -1.0), None);
+        assert_eq!(retry_after_ms(503, f64::INFINITY), None);
+        assert_eq!(retry_after_ms(500, 7.0), None);
+        assert_eq!(retry_after_ms(200, 7.0), None);
         assert!(honours_retry_after(429));
         assert!(honours_retry_after(503));
         assert!(!honours_retry_after(500));

@@ -1,7 +1,7 @@
 //! The client's page-lifecycle state machine: browser events in, actions out.
 //!
-//! The wasm client turns DOM events (`visibilitychange`, `pagehide`, `pageshow`, `freeze`,
-//! `resume`), its timer and its fetch results into [`Event`]s, feeds them to a [`Machine`]
+//! The JavaScript client (`client/js/client.js`, through `crate::exports`) turns DOM
+//! events (`visibilitychange`, `pagehide`, `pageshow`, `freeze`, `resume`), its timer and its fetch results into [`Event`]s, feeds them to a [`Machine`]
 //! and carries out the [`Action`]s it returns. All decisions live here, so they are tested
 //! natively; the clock (`now_ms`) and randomness (`u` in `[0, 1)`) are injected.
 //!
@@ -172,6 +172,12 @@ impl Machine {
     #[must_use]
     pub(crate) const fn failures(&self) -> u32 {
         self.backoff.failures()
+    }
+
+    /// Whether `stop()` ended this machine for good (its slot may be reused).
+    #[must_use]
+    pub(crate) const fn is_stopped(&self) -> bool {
+        matches!(self.phase, Phase::Stopped)
     }
 
     /// The heartbeat in flight, if any.
