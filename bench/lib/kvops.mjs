@@ -19,14 +19,19 @@ export default function (env) {
     async getWithMetadata(key, opts) { await note("get", 0, key); return kv.getWithMetadata(key, opts); },
     async put(key, value, opts) {
       await note("put", size(value) + (opts?.metadata ? size(JSON.stringify(opts.metadata)) : 0), key);
-      return kv.put(key, value, opts);
+      try {
+        return await kv.put(key, value, opts);
+      } catch (e) {
+        await env.COUNT.fetch("http://count/failed?tag=" + tag(key) + "&why=" + encodeURIComponent(String(e.message ?? e).slice(0, 200)));
+        throw e;
+      }
     },
     async delete(key) { await note("delete", 0, key); return kv.delete(key); },
     async list(opts) { await note("list"); return kv.list(opts); },
   };
 }`;
 
-export const zeroOps = () => ({ get: 0, put: 0, delete: 0, list: 0, bytes: 0 });
+export const zeroOps = () => ({ get: 0, put: 0, delete: 0, list: 0, bytes: 0, failed: 0 });
 
 /** Ops by kind and key tag (`put:r`, `get:m`, …: the engine's record and last-seen keys). */
 export const OP_KINDS = ["get", "list", "put", "delete"];
@@ -47,6 +52,7 @@ function compatDate(dir) {
 export async function startCounted({ kind, dir, vars, origin, isolates = 1, cf = { colo: "BNC" } }) {
   const ops = zeroOps();
   const byTag = {};
+  const lastFailure = { why: "" };
   const binding = kind === "herenow" ? "PRESENCE" : "KV";
   const worker = kind === "herenow"
     ? {
@@ -82,6 +88,7 @@ export async function startCounted({ kind, dir, vars, origin, isolates = 1, cf =
             const op = u.pathname.slice(1);
             if (op in ops) ops[op] += 1;
             ops.bytes += Number(u.searchParams.get("bytes") || 0);
+            if (op === "failed") lastFailure.why = u.searchParams.get("why");
             const t = u.searchParams.get("tag");
             if (t && op !== "list") byTag[`${op}:${t}`] = (byTag[`${op}:${t}`] ?? 0) + 1;
             return new Response("ok");
@@ -99,7 +106,7 @@ export async function startCounted({ kind, dir, vars, origin, isolates = 1, cf =
     for (const k of Object.keys(ops)) ops[k] = 0;
     for (const k of Object.keys(byTag)) delete byTag[k];
   };
-  return { mf, ops, byTag, reset, fetch, workers, origin, isolates, keys: () => listKeys(mf) };
+  return { mf, ops, byTag, lastFailure, reset, fetch, workers, origin, isolates, keys: () => listKeys(mf) };
 }
 
 /** Every key in the shared namespace (for checks: record keys name their location). */
