@@ -40,7 +40,7 @@ const CFG = SMOKE
       levels: [50], seedBudgetS: [15], rounds: 1, seconds: 1, connections: 4, threads: 1,
       probe: { n: 2, ms: 5000 }, diagnostics: false,
       ops: { levels: [20], seconds: 0.5, settleMs: 0 },
-      load: { visitors: 30, isolates: 4, warmupS: 4, measureS: 8, sampleS: 4 }, memoryTabs: 5000, clientRuns: 1, sim: false, simBoundS: 0, deadlineS: 120,
+      load: { visitors: 30, isolates: 4, warmupS: 4, measureS: 8, sampleS: 4 }, memoryTabs: 2000, clientRuns: 1, sim: false, simBoundS: 0, deadlineS: 120,
     }
   : {
       levels: [100, 10_000, 100_000], seedBudgetS: [30, 100, 240], rounds: 2, seconds: 4, connections: 8, threads: 1,

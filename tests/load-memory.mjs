@@ -3,7 +3,7 @@
 // memory plus JS heap (Workers allow 128 MB per isolate).
 //
 // Usage: node tests/load-memory.mjs [tabs=100000] [--peers=3] [--port=8821]
-//   `make load-memory` runs 100,000 tabs (~3-5 min on 2 cores); the bench smoke runs 20,000
+//   `make load-memory` runs 100,000 tabs (~3-5 min on 2 cores); the bench smoke runs 2,000 (make bench 20,000)
 //   and checks them against the proportional bound (see BOUND below).
 //
 // How. One Miniflare (one workerd process) runs 1 + PEERS workers of the edge, all of one
