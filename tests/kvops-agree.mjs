@@ -56,7 +56,10 @@ async function simulated(routing) {
     if (r.code !== 0) return { error: `the simulation refused \`${a.join(" ")}\` (exit ${r.code}): ${r.err.trim().split("\n").slice(-3).join(" | ")}` };
     const line = r.out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
       .find((j) => j.design === "herenow" && (j.routing ?? routing) === routing);
-    if (!line?.per_visitor_hour) return { error: `no herenow JSON line in the simulation's output: ${r.out.slice(0, 300)}` };
+    if (!line?.per_visitor_hour) {
+      return { error: `no herenow JSON line with per_visitor_hour in the simulation's output for \`${a.join(" ")}\` `
+        + `(a simulation without --json, or one that ignores flags, prints its text report): ${r.out.split("\n")[0].slice(0, 120)}` };
+    }
     const v = line.per_visitor_hour;
     // Per visitor-hour, so weighted alike per seed: sum the rates, divide at the end.
     sums.get += v.reads; sums.list += v.lists; sums.put += v.writes; sums.delete += v.deletes; sums.requests += v.requests;
