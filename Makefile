@@ -20,7 +20,8 @@ PORT ?= 8787
 
 .PHONY: help tools tools-browser build build-client build-edge dev test \
         test-fmt test-clippy test-unit test-wasm test-worker test-deploy test-e2e test-load load clean \
-        tools-vite-app tools-bundler-apps build-npm test-npm test-dev tools-wrk bench bench-smoke simulate
+        tools-vite-app tools-bundler-apps build-npm test-npm test-dev tools-wrk bench bench-smoke \
+        simulate load-memory kvops-agree
 
 help:
 	@echo "make dev    install what is missing, build, serve http://127.0.0.1:$(PORT) (wrangler dev, local KV)"
@@ -160,6 +161,17 @@ load: build
 ARGS ?=
 simulate:
 	cargo run -p herenow-sim --release --example simulate -- $(ARGS)
+
+# Issue 15: one isolate holding 100,000 tabs of its location (its own and 3 peers') in workerd
+# stays under 64 MiB of wasm memory + JS heap (~4-6 min). TABS=20000 for a quicker run.
+TABS ?= 100000
+load-memory: build-edge
+	@node tests/load-memory.mjs $(TABS)
+
+# Issue 15: KV ops per request of 4 isolates of one location in workerd vs the simulation for
+# the same load, within 25 % (random and sticky routing, 2 min of load each, ~6 min).
+kvops-agree: build-edge
+	@node tests/kvops-agree.mjs
 
 clean:
 	rm -rf target edge/build www/herenow .wrangler edge/.wrangler tests/vite-app/dist tests/apps/dist

@@ -24,6 +24,7 @@ import { ROOT, startWrangler, snapshotEdge } from "./lib/wrangler.mjs";
 import { runWrk, wrkVersion } from "./lib/wrk.mjs";
 import { seedHeartbeats, beatBody } from "./lib/seed.mjs";
 import { startCounted, seedCounted, drive, mfBeat, mfCount } from "./lib/kvops.mjs";
+import { runLoad, simulationArgs } from "./lib/kvload.mjs";
 import { fileSizes, launchChromium, measureClient } from "./lib/client.mjs";
 import { renderMarkdown } from "./lib/report.mjs";
 import { groupProcesses } from "../tests/lib/memory.mjs";
@@ -38,14 +39,18 @@ const CFG = SMOKE
   ? {
       levels: [50], seedBudgetS: [15], rounds: 1, seconds: 1, connections: 4, threads: 1,
       probe: { n: 2, ms: 5000 }, diagnostics: false,
-      ops: { levels: [20], seconds: 0.5, settleMs: 0 }, clientRuns: 1, sim: false, simBoundS: 0, deadlineS: 120,
+      ops: { levels: [20], seconds: 0.5, settleMs: 0 },
+      load: { visitors: 30, isolates: 4, warmupS: 4, measureS: 8, sampleS: 4 }, memoryTabs: 2000, clientRuns: 1, sim: false, simBoundS: 0, deadlineS: 120,
     }
   : {
       levels: [100, 10_000, 100_000], seedBudgetS: [30, 100, 240], rounds: 2, seconds: 4, connections: 8, threads: 1,
       probe: { n: 5, ms: 20_000 }, diagnostics: true,
-      ops: { levels: [100, 2500], seconds: 5, settleMs: 2500 }, clientRuns: 5, sim: true, simBoundS: 180, deadlineS: 15 * 60,
+      ops: { levels: [100, 2500], seconds: 5, settleMs: 2500 },
+      load: { visitors: 120, isolates: 4, warmupS: 60, measureS: 60, sampleS: 30 }, memoryTabs: 20_000, clientRuns: 5, sim: true, simBoundS: 180, deadlineS: 15 * 60,
     };
 const LIMITS = { RATE_IP_PER_MIN: "100000000", RATE_VISITOR_PER_MIN: "100000000", NEW_VISITORS_PER_IP_PER_MIN: "100000000" };
+// Member tokens for the visitors of the churn load (a tenth are members, as in the simulation).
+const MEMBER_SECRET = "bench-member-secret-bench-member-secret-0";
 // Seeded visitors must stay present for the whole run: a 15-minute presence window (herenow)
 // and key TTL (naive) instead of 60 s. Both designs get the same window.
 const WINDOW_S = "900";
@@ -394,7 +399,38 @@ async function main() {
     }
     await c.mf.dispose();
   }
+  // 4b. The simulation's workload (visitors arriving, heartbeating, looking away, navigating,
+  // leaving and vanishing) against 4 isolates of one location on one KV namespace, requests
+  // spread at random over them and sticky (a tab stays on one, moving with probability 0.02
+  // a request); default engine settings (the abuse limits raised). bench/lib/kvload.mjs.
+  ops.load = [];
+  for (const routing of ["random", "sticky"]) {
+    const L = CFG.load;
+    const c = await startCounted({ kind: "herenow", isolates: L.isolates, dir: snap.dir, origin, vars: { ...LIMITS, MEMBER_SECRET_DEMO: MEMBER_SECRET } });
+    cleanups.push(() => c.mf.dispose());
+    say(`KV operations under churn: ${L.visitors} visitors, ${L.isolates} isolates of one location, routing ${routing}, `
+      + `${L.warmupS} s warm-up + ${L.measureS} s measured`);
+    const res = await runLoad(c, { ...L, routing, memberSecret: MEMBER_SECRET, onProgress: (line) => say(`  ${line}`) });
+    res.sim = `make simulate ARGS="${simulationArgs({ ...L, routing, moveProb: 0.02, windowS: 60, heartbeatS: 15, seed: 1 }).join(" ")}"`;
+    res.lastFailure = c.lastFailure.why;
+    ops.load.push(res);
+    const pr = res.perRequest;
+    say(`  ${routing}: ${res.requests.total} requests measured → ${pr.total.toFixed(3)} KV ops each (get ${pr.get.toFixed(3)}, list ${pr.list.toFixed(3)}, `
+      + `put ${pr.put.toFixed(3)}, delete ${pr.delete.toFixed(3)}); ${JSON.stringify(res.byTag)}${res.ops.failed ? `; ${res.ops.failed} KV writes failed: ${res.lastFailure}` : ""}`);
+    check(`kv ops under churn (${routing})`, res.requests.total > 0 && res.bad === 0 && res.errors === 0 && res.ops.get + res.ops.list + res.ops.put > 0,
+      JSON.stringify({ requests: res.requests, bad: res.bad, errors: res.errors, lastBad: res.lastBad }));
+    await c.mf.dispose();
+  }
   steps.opsS = (Date.now() - tOps) / 1000;
+
+  // 4c. Memory: one isolate holding memoryTabs tabs of its location, its own and 3 peers'
+  // (tests/load-memory.mjs; `make load-memory` runs 100,000), against the proportional bound.
+  say(`memory: one isolate holding ${CFG.memoryTabs} tabs of its location (tests/load-memory.mjs)`);
+  const mem = await runBounded("node", [join(ROOT, "tests", "load-memory.mjs"), String(CFG.memoryTabs), "--port=8823"], 6 * 60_000);
+  const memLine = mem.stdout.split("\n").find((l) => l.startsWith("RESULT "));
+  ops.memory = memLine ? JSON.parse(memLine.slice(7)) : { error: (mem.stdout + mem.stderr).trim().split("\n").slice(-3).join(" | ") };
+  for (const l of mem.stdout.split("\n").filter((x) => /^(PASS|FAIL)/.test(x))) say(`  ${l}`);
+  check(`memory at ${CFG.memoryTabs} tabs`, mem.code === 0, JSON.stringify(ops.memory));
 
   // 5. simulation: started with the KV ops step (above), awaited here.
   const sim = await simTask;
@@ -424,11 +460,11 @@ async function main() {
 async function runSimulation() {
   const t0 = Date.now();
   const sim = { ran: false, partial: false, output: "", note: "", command: "", seconds: 0 };
-  const example = join(ROOT, "core", "examples", "simulate.rs");
+  const example = join(ROOT, "sim", "examples", "simulate.rs");
   if (!CFG.sim) {
     sim.note = "skipped in the smoke run";
   } else if (!existsSync(example)) {
-    sim.note = "core/examples/simulate.rs does not exist yet";
+    sim.note = "sim/examples/simulate.rs does not exist";
   } else {
     const base = ["run", "-q", "-p", "herenow-sim", "--release", "--example", "simulate"];
     const quick = /"--quick"/.test(readFileSync(example, "utf8"));

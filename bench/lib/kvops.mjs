@@ -12,20 +12,29 @@ const COUNTING_KV = `
 const size = (v) => typeof v === "string" ? new TextEncoder().encode(v).length : (v?.byteLength ?? 0);
 export default function (env) {
   const kv = env.REAL;
-  const note = (op, bytes = 0) => env.COUNT.fetch("http://count/" + op + "?bytes=" + bytes);
+  const tag = (key) => String(key).split(":")[0];
+  const note = (op, bytes = 0, key = "") => env.COUNT.fetch("http://count/" + op + "?bytes=" + bytes + "&tag=" + tag(key));
   return {
-    async get(key, opts) { await note("get"); return kv.get(key, opts); },
-    async getWithMetadata(key, opts) { await note("get"); return kv.getWithMetadata(key, opts); },
+    async get(key, opts) { await note("get", 0, key); return kv.get(key, opts); },
+    async getWithMetadata(key, opts) { await note("get", 0, key); return kv.getWithMetadata(key, opts); },
     async put(key, value, opts) {
-      await note("put", size(value) + (opts?.metadata ? size(JSON.stringify(opts.metadata)) : 0));
-      return kv.put(key, value, opts);
+      await note("put", size(value) + (opts?.metadata ? size(JSON.stringify(opts.metadata)) : 0), key);
+      try {
+        return await kv.put(key, value, opts);
+      } catch (e) {
+        await env.COUNT.fetch("http://count/failed?tag=" + tag(key) + "&why=" + encodeURIComponent(String(e.message ?? e).slice(0, 200)));
+        throw e;
+      }
     },
-    async delete(key) { await note("delete"); return kv.delete(key); },
+    async delete(key) { await note("delete", 0, key); return kv.delete(key); },
     async list(opts) { await note("list"); return kv.list(opts); },
   };
 }`;
 
-export const zeroOps = () => ({ get: 0, put: 0, delete: 0, list: 0, bytes: 0 });
+export const zeroOps = () => ({ get: 0, put: 0, delete: 0, list: 0, bytes: 0, failed: 0 });
+
+/** Ops by kind and key tag (`put:r`, `get:m`, …: the engine's record and last-seen keys). */
+export const OP_KINDS = ["get", "list", "put", "delete"];
 
 function compatDate(dir) {
   const m = readFileSync(join(dir, "wrangler.toml"), "utf8").match(/compatibility_date\s*=\s*"([^"]+)"/);
@@ -35,10 +44,15 @@ function compatDate(dir) {
 /**
  * Starts `kind` ("herenow": the built edge worker in `dir`/build; "naive": bench/naive) with
  * its KV binding counted, as `isolates` workers (separate isolates) on one KV namespace;
- * requests go round-robin across them. Returns { mf, ops, reset(), fetch(), origin }.
+ * `fetch` sends requests round-robin across them, `workers[i].fetch` to one of them. Every
+ * request carries `cf` as its `request.cf` (the edge reads its location from `cf.colo`
+ * once per isolate, edge/src/glue.rs), so all of them are isolates of one location.
+ * Returns { mf, ops, reset(), fetch(), workers, origin, isolates }.
  */
-export async function startCounted({ kind, dir, vars, origin, isolates = 1 }) {
+export async function startCounted({ kind, dir, vars, origin, isolates = 1, cf = { colo: "BNC" } }) {
   const ops = zeroOps();
+  const byTag = {};
+  const lastFailure = { why: "" };
   const binding = kind === "herenow" ? "PRESENCE" : "KV";
   const worker = kind === "herenow"
     ? {
@@ -54,6 +68,7 @@ export async function startCounted({ kind, dir, vars, origin, isolates = 1 }) {
     : { name: "subject", modules: true, scriptPath: join(dir, "worker.js") };
   const names = Array.from({ length: isolates }, (_, i) => `subject${i}`);
   const mf = new Miniflare({
+    cf,
     workers: [
       ...names.map((name) => ({
         ...worker,
@@ -73,6 +88,9 @@ export async function startCounted({ kind, dir, vars, origin, isolates = 1 }) {
             const op = u.pathname.slice(1);
             if (op in ops) ops[op] += 1;
             ops.bytes += Number(u.searchParams.get("bytes") || 0);
+            if (op === "failed") lastFailure.why = u.searchParams.get("why");
+            const t = u.searchParams.get("tag");
+            if (t && op !== "list") byTag[`${op}:${t}`] = (byTag[`${op}:${t}`] ?? 0) + 1;
             return new Response("ok");
           },
         },
@@ -80,11 +98,29 @@ export async function startCounted({ kind, dir, vars, origin, isolates = 1 }) {
     ],
   });
   await mf.ready;
-  const workers = await Promise.all(names.map((n) => mf.getWorker(n)));
+  const workers = (await Promise.all(names.map((n) => mf.getWorker(n))))
+    .map((w) => ({ fetch: (url, init = {}) => w.fetch(url, { ...init, cf }) }));
   let turn = 0;
   const fetch = (url, init) => workers[turn++ % workers.length].fetch(url, init);
-  const reset = () => { for (const k of Object.keys(ops)) ops[k] = 0; };
-  return { mf, ops, reset, fetch, origin, isolates };
+  const reset = () => {
+    for (const k of Object.keys(ops)) ops[k] = 0;
+    for (const k of Object.keys(byTag)) delete byTag[k];
+  };
+  return { mf, ops, byTag, lastFailure, reset, fetch, workers, origin, isolates, keys: () => listKeys(mf) };
+}
+
+/** Every key in the shared namespace (for checks: record keys name their location). */
+async function listKeys(mf) {
+  const kv = await mf.getKVNamespace("REAL", "counting-kv");
+  const out = [];
+  let cursor;
+  for (let i = 0; i < 100; i++) {
+    const page = await kv.list({ cursor });
+    out.push(...page.keys.map((k) => k.name));
+    if (page.list_complete) break;
+    cursor = page.cursor;
+  }
+  return out;
 }
 
 /** Sends `body` to /v1/heartbeat the way the client does. */

@@ -229,6 +229,38 @@ export function renderMarkdown(r) {
       + "(compare `tests/worker.test.mjs` › \"KV use\").");
     p();
   }
+  if (r.ops.load?.length) {
+    const L = r.ops.load[0];
+    p(`### Under churn: ${L.isolates} isolates of one location`);
+    p();
+    p(`The simulation's workload ([\`bench/lib/kvload.mjs\`](bench/lib/kvload.mjs), ported from \`sim/src/run.rs\`: ${L.visitors} visits in progress, `
+      + "Poisson arrivals, visits of 10 min on average, visitors looking away, navigating, opening a second tab, leaving or vanishing, a tenth members) "
+      + `against ${L.isolates} workers in one Miniflare sharing one KV namespace, every request with the same \`cf.colo\` (so the same location), `
+      + `the count sampled every ${L.sampleS} s at a random isolate; ${L.warmupS} s of warm-up, then ${L.measureS} s measured. `
+      + "Routing: random (each request to a uniformly random isolate) or sticky (a tab stays on the isolate of its first request, moving with probability 0.02 a request). "
+      + "Requests: heartbeats, idle beacons, leaves and counts. The simulation's run of the same load is the command under the table.");
+    p();
+    p("| routing | requests measured | heartbeats / idle / leaves / counts | get | list | put (record / last-seen) | delete | KV ops per request | failed writes |");
+    p("|---|---:|---|---:|---:|---:|---:|---:|---:|");
+    for (const x of r.ops.load) {
+      const q = x.requests;
+      const per = (k) => f(x.perRequest[k], 3);
+      p(`| ${x.routing}${x.routing === "sticky" ? ` (${x.moves} moves)` : ""} | ${int(q.total)} | ${q.beat} / ${q.idle} / ${q.leave} / ${q.count} | ${per("get")} | ${per("list")} | `
+        + `${per("put")} (${x.byTag?.["put:r"] ?? 0} / ${x.byTag?.["put:m"] ?? 0}) | ${per("delete")} | **${f(x.perRequest.total, 3)}** | ${x.ops.failed ?? 0}${x.ops.failed ? ` (${x.lastFailure})` : ""} |`);
+    }
+    p();
+    for (const x of r.ops.load) p(`- ${x.routing}: \`${x.sim}\``);
+    p();
+  }
+  if (r.ops.memory) {
+    const x = r.ops.memory;
+    p("### Memory of one isolate at a busy location");
+    p();
+    p(x.error ? `The memory step failed: ${x.error}.` : `One isolate of the built worker in workerd holding ${int(x.held)} tabs of its location (its own and ${x.isolates - 1} peers' records, `
+      + `[\`tests/load-memory.mjs\`](tests/load-memory.mjs)): wasm linear memory **${f(x.wasm_mib)} MiB** + JS heap after a full GC **${f(x.js_heap_mib)} MiB** = `
+      + `**${f(x.sum_mib)} MiB** (bound at this size ${f(x.bound_mib)} MiB: 64 MiB at 100,000 tabs, \`make load-memory\`); workerd's RSS with all ${x.isolates} isolates and KV ${int(x.workerd_rss_mb)} MB.`);
+    p();
+  }
   p("## 3. Client");
   p();
   for (const line of clientLines(r.client, m.chromium)) p(line);

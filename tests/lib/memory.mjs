@@ -54,13 +54,18 @@ const WebSocket = createRequire(join(ROOT, "node_modules", "miniflare", "package
  * wrangler's --inspector-port (connected only for this, so that the debugger is not enabled
  * during the load). workerd runs HeapProfiler.collectGarbage only when the isolate next
  * handles an event and never answers it, so a request to `origin` follows it. Returns
- * { usedMb, totalMb } or null; bounded by a 20 s time-out.
+ * { usedMb, totalMb } or null; bounded by a 20 s time-out. With several workers in one workerd,
+ * `worker` names the one to measure (its inspector target's id or title contains the name;
+ * `origin` must reach that worker); by default the first target.
  */
-export async function heapAfterGc(inspectorPort, origin) {
+export async function heapAfterGc(inspectorPort, origin, worker) {
   let ws;
   const work = (async () => {
     const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
-    ws = new WebSocket(targets[0].webSocketDebuggerUrl);
+    const target = worker === undefined ? targets[0]
+      : targets.find((t) => `${t.id} ${t.title}`.includes(worker));
+    if (!target) throw new Error(`no inspector target for ${worker} in ${JSON.stringify(targets.map((t) => t.id))}`);
+    ws = new WebSocket(target.webSocketDebuggerUrl);
     await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject); });
     const replies = new Map();
     ws.on("message", (d) => {
