@@ -121,10 +121,22 @@ mod tests {
         assert!(step(&rule, &mut s, 1, 11));
         assert!(!step(&rule, &mut s, 2, 50), "still above: silent");
         assert!(!step(&rule, &mut s, 3, 5), "below, but cooling down");
-        assert!(!step(&rule, &mut s, 500, 12), "above again within the cooldown");
-        assert!(!step(&rule, &mut s, 1_500, 12), "cooled down but never below since");
-        assert!(!step(&rule, &mut s, 1_600, 10), "at the threshold is not below");
-        assert!(!step(&rule, &mut s, 1_700, 9), "below and cooled down: armed");
+        assert!(
+            !step(&rule, &mut s, 500, 12),
+            "above again within the cooldown"
+        );
+        assert!(
+            !step(&rule, &mut s, 1_500, 12),
+            "cooled down but never below since"
+        );
+        assert!(
+            !step(&rule, &mut s, 1_600, 10),
+            "at the threshold is not below"
+        );
+        assert!(
+            !step(&rule, &mut s, 1_700, 9),
+            "below and cooled down: armed"
+        );
         assert_eq!(s.fired_at, None);
         assert!(step(&rule, &mut s, 1_800, 11), "the next crossing fires");
     }

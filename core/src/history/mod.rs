@@ -44,8 +44,7 @@ use crate::store::Store;
 use crate::{Code, Error};
 use alerts::{AlertDue, AlertRule, AlertState};
 use stored::{
-    FIVE_MINUTES_MS, Fives, HISTORY_TTL_S, HOUR_MS, MINUTE_MS, Mark, Minutes, Stored,
-    history_key,
+    FIVE_MINUTES_MS, Fives, HISTORY_TTL_S, HOUR_MS, MINUTE_MS, Mark, Minutes, Stored, history_key,
 };
 pub use writer::HistoryConfig;
 use writer::Role;
@@ -245,7 +244,8 @@ impl History {
         if s.syncing {
             return false;
         }
-        s.read_at.is_none_or(|r| now >= r.saturating_add(self.config.read_ms))
+        s.read_at
+            .is_none_or(|r| now >= r.saturating_add(self.config.read_ms))
             || !s.pending.is_empty()
             || self.write_due(s, now)
     }

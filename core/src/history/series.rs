@@ -84,11 +84,6 @@ impl<const STEP: u64, const CAP: usize> Series<STEP, CAP> {
             }
         }
     }
-
-    /// Whether a step with people in it starts at or after `t`.
-    pub(crate) fn any_since(&self, t: u64) -> bool {
-        self.points().any(|(s, n)| s >= t && n > 0)
-    }
 }
 
 #[cfg(test)]
@@ -112,7 +107,10 @@ mod tests {
         let mut back = Min::default();
         back.put(120_000, 1);
         back.put(60_000, 2); // within the span: kept
-        assert_eq!(back.points().collect::<Vec<_>>(), vec![(60_000, 2), (120_000, 1)]);
+        assert_eq!(
+            back.points().collect::<Vec<_>>(),
+            vec![(60_000, 2), (120_000, 1)]
+        );
         s.put(10 * 60_000, 4); // far ahead: all old steps go
         assert_eq!(s.points().collect::<Vec<_>>(), vec![(600_000, 4)]);
     }

@@ -54,11 +54,13 @@ impl Mark {
     #[must_use]
     pub fn best(a: Option<Mark>, b: Option<Mark>) -> Option<Mark> {
         match (a, b) {
-            (Some(x), Some(y)) => Some(if (y.online, std::cmp::Reverse(y.at)) > (x.online, std::cmp::Reverse(x.at)) {
-                y
-            } else {
-                x
-            }),
+            (Some(x), Some(y)) => Some(
+                if (y.online, std::cmp::Reverse(y.at)) > (x.online, std::cmp::Reverse(x.at)) {
+                    y
+                } else {
+                    x
+                },
+            ),
             (x, None) => x,
             (None, y) => y,
         }

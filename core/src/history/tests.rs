@@ -97,12 +97,21 @@ fn the_record_only_rises_and_keeps_its_time() {
         let (record, _) = sample(&a, &kv, now, n);
         let record = record.expect("known");
         if let Some(prev) = last {
-            assert!(Mark::best(Some(prev), Some(record)) == Some(record), "{prev:?} → {record:?}");
+            assert!(
+                Mark::best(Some(prev), Some(record)) == Some(record),
+                "{prev:?} → {record:?}"
+            );
         }
         last = Some(record);
     }
     // 5 first reached at the second sample; 6 at the sixth.
-    assert_eq!(last, Some(Mark { online: 6, at: T0 + 6 * 30_000 }));
+    assert_eq!(
+        last,
+        Some(Mark {
+            online: 6,
+            at: T0 + 6 * 30_000
+        })
+    );
     // A new isolate reads it back, with its time.
     let b = recorder("b", &[]);
     clock.advance(3 * W);
@@ -110,7 +119,13 @@ fn the_record_only_rises_and_keeps_its_time() {
     // Its first sample reads the key (after the answer): the record is known from the next.
     assert_eq!(sample(&b, &kv, clock.now_ms(), 1).0, None);
     let (record, _) = sample(&b, &kv, clock.now_ms() + 1, 1);
-    assert_eq!(record, Some(Mark { online: 6, at: T0 + 6 * 30_000 }));
+    assert_eq!(
+        record,
+        Some(Mark {
+            online: 6,
+            at: T0 + 6 * 30_000
+        })
+    );
 }
 
 #[test]
@@ -134,7 +149,11 @@ fn one_alert_per_crossing_across_isolates_then_silence() {
     assert_eq!(run(&clock, 3, 60), 0, "below the threshold");
     assert_eq!(run(&clock, 11, 60), 1, "the crossing: one call");
     assert_eq!(run(&clock, 30, 600), 1, "still above: silent");
-    assert_eq!(run(&clock, 2, 60), 1, "below: armed again (the cooldown has passed)");
+    assert_eq!(
+        run(&clock, 2, 60),
+        1,
+        "below: armed again (the cooldown has passed)"
+    );
     assert_eq!(run(&clock, 12, 60), 2, "the next crossing");
     assert_eq!(run(&clock, 2, 60), 2, "below, but within the cooldown");
     assert_eq!(run(&clock, 12, 60), 2, "above again, still silent");
@@ -169,14 +188,25 @@ fn a_stale_writer_is_taken_over_and_the_history_carries_on() {
         clock.advance(10_000);
         sample(&b, &kv, clock.now_ms(), 2);
     }
-    let stored = Stored::decode(&block_on_ready(kv.get(&history_key("demo"))).expect("get").expect("some"))
-        .expect("decodes");
+    let stored = Stored::decode(
+        &block_on_ready(kv.get(&history_key("demo")))
+            .expect("get")
+            .expect("some"),
+    )
+    .expect("decodes");
     assert_eq!(stored.writer, "b");
-    assert_eq!(stored.record.map(|m| m.online), Some(5), "a's samples carried on");
+    assert_eq!(
+        stored.record.map(|m| m.online),
+        Some(5),
+        "a's samples carried on"
+    );
 }
 
 #[test]
 fn a_range_must_be_one_of_the_three() {
     assert_eq!(Range::parse("24h"), Ok(Range::Day));
-    assert_eq!(Range::parse("2h").map_err(|e| e.code()), Err(Code::InvalidRange));
+    assert_eq!(
+        Range::parse("2h").map_err(|e| e.code()),
+        Err(Code::InvalidRange)
+    );
 }

@@ -99,7 +99,10 @@ mod tests {
             ..Stored::default()
         };
         assert_eq!(role(&cfg, "a", Some(&s), 1_000), Role::Writer);
-        assert_eq!(role(&cfg, "b", Some(&s), 1_000 + cfg.write_ms), Role::Reader);
+        assert_eq!(
+            role(&cfg, "b", Some(&s), 1_000 + cfg.write_ms),
+            Role::Reader
+        );
         assert_eq!(role(&cfg, "b", None, 0), Role::Candidate);
         let late = 1_000 + 3 * cfg.write_ms;
         assert_eq!(role(&cfg, "b", Some(&s), late), Role::Candidate);
