@@ -33,6 +33,7 @@ pub mod stored;
 pub mod writer;
 
 #[cfg(any(test, feature = "testing"))]
+/// The write budget, measured over simulated days (tests and the simulation only).
 pub mod budget;
 
 use std::cell::RefCell;
@@ -229,7 +230,9 @@ impl History {
                         at: now,
                     });
                 }
-                s.alerts_changed |= *state != before;
+                // A firing is written soon (a successor must not fire again); being armed
+                // again waits for the next scheduled write.
+                s.alerts_changed |= before.fired_at.is_none() && state.fired_at.is_some();
             }
         }
         known.then(|| Mark::best(s.stored.as_ref().and_then(|st| st.record), s.best))?
@@ -258,9 +261,11 @@ impl History {
         match self.role(s, now) {
             Role::Writer => {
                 (s.unwritten && since(self.config.write_ms))
-                    || (s.alerts_changed && since(self.config.write_ms / 2))
+                    || (s.alerts_changed && since(self.config.spacing_ms))
             }
-            Role::Candidate => s.unwritten || !s.pending.is_empty(),
+            Role::Candidate => {
+                (s.unwritten || !s.pending.is_empty()) && since(self.config.spacing_ms)
+            }
             Role::Reader => false,
         }
     }

@@ -157,7 +157,6 @@ fn one_alert_per_crossing_across_isolates_then_silence() {
     assert_eq!(run(&clock, 12, 60), 2, "the next crossing");
     assert_eq!(run(&clock, 2, 60), 2, "below, but within the cooldown");
     assert_eq!(run(&clock, 12, 60), 2, "above again, still silent");
-    drop(run);
     let d = &fired[0];
     assert_eq!((d.site.as_str(), d.index, d.threshold), ("demo", 0, 10));
     assert!(d.online > 10);
@@ -209,4 +208,61 @@ fn a_range_must_be_one_of_the_three() {
         Range::parse("2h").map_err(|e| e.code()),
         Err(Code::InvalidRange)
     );
+}
+
+#[test]
+fn the_kv_write_budget_holds_over_a_simulated_day() {
+    // 20 isolates in 5 locations, evicted every 2 h on average, KV lag up to 60 s, two
+    // alerts: printed beside the target (`cargo test -p herenow-core budget -- --nocapture`).
+    let report = budget::run(&budget::BudgetRun::default());
+    println!("{}", report.line());
+    assert!(
+        report.max_writes_in_a_day <= budget::TARGET_WRITES_PER_DAY,
+        "{report:?}"
+    );
+    assert!(report.writes_per_day > 10.0, "it does write: {report:?}");
+    assert!(report.expected_calls >= 2, "{report:?}");
+    // Lag can duplicate a call only when two isolates take over within it; late is allowed.
+    assert!(
+        report.alert_calls <= report.expected_calls + 1,
+        "{report:?}"
+    );
+    assert!(
+        report.alert_calls + 1 >= report.expected_calls,
+        "{report:?}"
+    );
+    let nobody = budget::run(&budget::BudgetRun {
+        peak_people: 0,
+        ..budget::BudgetRun::default()
+    });
+    assert_eq!(
+        (nobody.writes_per_day, nobody.reads_per_day),
+        (0.0, 0.0),
+        "a site nobody visits costs nothing"
+    );
+}
+
+#[test]
+#[ignore = "diagnostics: cargo test -p herenow-core budget_matrix -- --ignored --nocapture"]
+fn budget_matrix() {
+    for (evict_h, lag, isolates, locations) in [
+        (1000, 0, 20, 5),
+        (1000, 60_000, 20, 5),
+        (2, 0, 20, 5),
+        (2, 60_000, 20, 5),
+        (2, 60_000, 100, 20),
+        (0, 60_000, 20, 5),
+    ] {
+        let r = budget::run(&budget::BudgetRun {
+            evict_mean_s: if evict_h == 0 { 1800 } else { evict_h * 3600 },
+            lag_max_ms: lag,
+            isolates,
+            locations,
+            ..budget::BudgetRun::default()
+        });
+        println!(
+            "evict {evict_h} h lag {lag} isolates {isolates}/{locations}: {}",
+            r.line()
+        );
+    }
 }

@@ -1,27 +1,31 @@
 //! Who writes a site's history: one isolate at a time, elected through the history key
 //! itself. The key names its writer and when it was written; the writer rewrites it every
-//! [`HistoryConfig::write_ms`]; any other isolate takes over only once the key is stale —
-//! two write intervals and a per-isolate offset (below one interval) old — so that
-//! isolates do not all claim it at the same instant. A site nobody visits is sampled by
-//! nobody, so nobody writes.
+//! [`HistoryConfig::write_ms`] (at its first request after that); any other isolate takes
+//! over only once the key is stale — a write interval, a twentieth of one and a
+//! per-isolate offset (below a quarter of one) old — so that an evicted writer is replaced
+//! soon and isolates seeing the same stale key do not all claim it at the same instant. A
+//! site nobody visits is sampled by nobody, so nobody writes.
 
 use super::stored::Stored;
 
 /// The history's tunables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryConfig {
-    /// How often the writer rewrites the history key (`HISTORY_WRITE_S`). Writes of one
-    /// writer are at least half of this apart (a firing alert may bring the next forward),
-    /// so a site costs at most `2 × 86,400,000 / write_ms` writes a day: 96 at the default.
+    /// How often the writer rewrites the history key (`HISTORY_WRITE_S`).
     pub write_ms: u64,
+    /// The least time between two writes of one writer (an alert that fires brings the next
+    /// write forward, never closer than this): 72 % of `write_ms`, 864 s at the default, so
+    /// a writer makes at most 100 writes a day ([`HistoryConfig::max_writes_per_day`]).
+    pub spacing_ms: u64,
     /// How long an isolate reuses its copy of the history key before reading it again
     /// (also for `record` in count answers and for `/v1/history`): a sixth of the write
     /// interval, 5 minutes at the default.
     pub read_ms: u64,
 }
 
-/// The default [`HistoryConfig::write_ms`]: 30 minutes.
-pub const DEFAULT_WRITE_MS: u64 = 30 * 60_000;
+/// The default [`HistoryConfig::write_ms`]: 20 minutes (72 scheduled writes a day, room
+/// for alerts within 100).
+pub const DEFAULT_WRITE_MS: u64 = 20 * 60_000;
 
 impl Default for HistoryConfig {
     fn default() -> Self {
@@ -35,6 +39,7 @@ impl HistoryConfig {
     pub fn with_write_ms(write_ms: u64) -> Self {
         Self {
             write_ms,
+            spacing_ms: (write_ms * 18 / 25).max(1),
             read_ms: (write_ms / 6).max(1_000),
         }
     }
@@ -42,7 +47,12 @@ impl HistoryConfig {
     /// The most writes one writer makes in a day under this config.
     #[must_use]
     pub fn max_writes_per_day(&self) -> u64 {
-        2 * super::stored::DAY_MS / self.write_ms.max(1)
+        super::stored::DAY_MS / self.spacing_ms.max(1)
+    }
+
+    /// How old the key must be before `isolate` takes over.
+    fn stale_after_ms(&self, isolate: &str) -> u64 {
+        self.write_ms + self.write_ms / 20 + offset_ms(isolate, (self.write_ms / 4).max(1))
     }
 }
 
@@ -57,16 +67,16 @@ pub(crate) enum Role {
     Reader,
 }
 
-/// This isolate's offset in `[0, write_ms)` before it takes over a stale key: a hash of its
+/// This isolate's offset in `[0, range_ms)` before it takes over a stale key: a hash of its
 /// id, so that candidates seeing the same stale key spread out instead of all writing.
-fn offset_ms(isolate: &str, write_ms: u64) -> u64 {
+fn offset_ms(isolate: &str, range_ms: u64) -> u64 {
     // FNV-1a: stable across builds, which std's hasher is not promised to be.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in isolate.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    h % write_ms.max(1)
+    h % range_ms.max(1)
 }
 
 /// The role of `isolate` at `now`, given its copy of the key.
@@ -74,12 +84,7 @@ pub(crate) fn role(cfg: &HistoryConfig, isolate: &str, stored: Option<&Stored>, 
     match stored {
         None => Role::Candidate,
         Some(s) if s.writer == isolate => Role::Writer,
-        Some(s)
-            if now
-                >= s.written_at
-                    .saturating_add(2 * cfg.write_ms)
-                    .saturating_add(offset_ms(isolate, cfg.write_ms)) =>
-        {
+        Some(s) if now >= s.written_at.saturating_add(cfg.stale_after_ms(isolate)) => {
             Role::Candidate
         }
         Some(_) => Role::Reader,
@@ -104,15 +109,15 @@ mod tests {
             Role::Reader
         );
         assert_eq!(role(&cfg, "b", None, 0), Role::Candidate);
-        let late = 1_000 + 3 * cfg.write_ms;
+        let late = 1_000 + 2 * cfg.write_ms;
         assert_eq!(role(&cfg, "b", Some(&s), late), Role::Candidate);
         // Offsets differ between isolates and stay below one interval.
         let offsets: Vec<u64> = ["b", "c", "d", "e"]
             .iter()
-            .map(|i| offset_ms(i, cfg.write_ms))
+            .map(|i| offset_ms(i, cfg.write_ms / 4))
             .collect();
-        assert!(offsets.iter().all(|&o| o < cfg.write_ms));
+        assert!(offsets.iter().all(|&o| o < cfg.write_ms / 4));
         assert!(offsets.windows(2).any(|w| w[0] != w[1]));
-        assert_eq!(cfg.max_writes_per_day(), 96);
+        assert_eq!(cfg.max_writes_per_day(), 100);
     }
 }
