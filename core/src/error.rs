@@ -57,6 +57,8 @@ codes! {
     InvalidState => 400, "invalid_state";
     /// The `member` query parameter is missing or not a member id.
     InvalidMember => 400, "invalid_member";
+    /// The `range` query parameter of `/v1/history` is not `1h`, `24h` or `7d`.
+    InvalidRange => 400, "invalid_range";
     /// A member token was given but is malformed (too long, not ASCII), does not verify, or
     /// the site has no members. Always 401, so that a client drops the token and is counted
     /// as a guest whatever is wrong with it.
@@ -69,6 +71,8 @@ codes! {
     OriginNotAllowed => 403, "origin_not_allowed";
     /// A read key was sent but is not the site's.
     InvalidReadKey => 403, "invalid_read_key";
+    /// The widget, history or badge of a site that is not public (`"public"` in SITES).
+    NotPublic => 403, "not_public";
     /// No such route.
     NotFound => 404, "not_found";
     /// The route exists but not for this method.
@@ -169,11 +173,13 @@ mod tests {
         ("invalid_page", 400),
         ("invalid_state", 400),
         ("invalid_member", 400),
+        ("invalid_range", 400),
         ("invalid_member_token", 401),
         ("read_key_required", 401),
         ("unknown_site", 403),
         ("origin_not_allowed", 403),
         ("invalid_read_key", 403),
+        ("not_public", 403),
         ("not_found", 404),
         ("method_not_allowed", 405),
         ("slow_body", 408),

@@ -2,7 +2,8 @@
 //!
 //! The pure heart of herenow: the v1 wire protocol and its validation ([`protocol`]), the
 //! presence engine ([`engine`]) with its async driver over an injected [`store::Store`]
-//! ([`service`], the one driver the edge, the simulation and the tests share). The design
+//! ([`service`], the one driver the edge, the simulation and the tests share), and the
+//! site's history, records and spike alerts ([`history`], with its own driver). The design
 //! is written once, in `docs/design.md`; the simulation that proves the engine is the
 //! `herenow-sim` crate, which nothing that ships depends on.
 //!
@@ -12,6 +13,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod history;
 pub mod limits;
 pub mod protocol;
 pub mod service;

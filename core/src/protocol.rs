@@ -295,6 +295,10 @@ pub struct BeatResponse {
     pub count: Count,
     /// When the client should send its next heartbeat, in milliseconds.
     pub next_heartbeat_ms: u64,
+    /// The most people ever online on the site and when (`{"online","at"}`), once the
+    /// answering isolate knows it (see [`crate::history`]); absent before.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub record: Option<crate::history::stored::Mark>,
 }
 
 #[cfg(test)]
@@ -419,10 +423,12 @@ mod tests {
         let v = serde_json::to_value(BeatResponse {
             count: c,
             next_heartbeat_ms: 15_000,
+            record: None,
         })
         .expect("json");
         assert_eq!(v["online"], 2);
         assert_eq!(v["next_heartbeat_ms"], 15_000);
         assert!(v.get("page").is_none());
+        assert!(v.get("record").is_none(), "absent while unknown");
     }
 }

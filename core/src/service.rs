@@ -162,6 +162,8 @@ impl Service {
         Ok(BeatResponse {
             count,
             next_heartbeat_ms,
+            // Filled in by the history's driver (`history::Recorder::observe`).
+            record: None,
         })
     }
 

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 
 use herenow_core::engine::{Member, Presence};
+use herenow_core::history::{History, Range, Recorder};
 use herenow_core::limits::Limiter;
 use herenow_core::protocol::{
     BeatResponse, MAX_BODY_BYTES, normalize_page, parse_beat, validate_site,
@@ -14,7 +15,8 @@ use herenow_core::store::Store;
 use herenow_core::token;
 use herenow_core::{Code, Error};
 
-use crate::config::{Config, read_key_name};
+use crate::config::{Config, SiteConfig, read_key_name};
+use crate::widget;
 
 /// A request, as the handlers see it.
 #[derive(Debug, Clone, Default)]
@@ -107,7 +109,26 @@ impl HttpResponse {
 pub struct App {
     config: Config,
     service: Service,
+    recorder: Recorder,
     limiter: RefCell<Limiter>,
+}
+
+/// A webhook call the glue must make (inside `waitUntil`, retried as
+/// `herenow_core::history::alerts::RETRY_DELAYS_MS` says).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The webhook (a secret: not in `Debug`).
+    pub url: String,
+    /// The JSON body `{"site","online","threshold","at"}`.
+    pub body: String,
+}
+
+impl core::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The value of `key` in a query string, decoded as a form (`+` is a space, `%XX` a byte;
@@ -135,6 +156,10 @@ pub enum Route {
     LastSeen,
     /// `GET /v1/badge.svg`: the count as an image.
     Badge,
+    /// `GET /v1/history`: online people over time, the day's peak and the record.
+    History,
+    /// `GET /v1/widget`: the embeddable page of a public site.
+    Widget,
 }
 
 impl Route {
@@ -149,6 +174,8 @@ impl Route {
             "/v1/online" => Self::Online,
             "/v1/last-seen" => Self::LastSeen,
             "/v1/badge.svg" => Self::Badge,
+            "/v1/history" => Self::History,
+            "/v1/widget" => Self::Widget,
             _ => return None,
         })
     }
@@ -158,7 +185,12 @@ impl Route {
         match self {
             Self::Health => "GET, HEAD",
             Self::Heartbeat | Self::Leave => "POST, OPTIONS",
-            Self::Count | Self::Online | Self::LastSeen | Self::Badge => "GET, HEAD, OPTIONS",
+            Self::Count
+            | Self::Online
+            | Self::LastSeen
+            | Self::Badge
+            | Self::History
+            | Self::Widget => "GET, HEAD, OPTIONS",
         }
     }
 }
@@ -181,12 +213,51 @@ impl App {
             presence = presence.with_location(location);
         }
         let service = Service::new(presence);
+        let rules = config
+            .sites
+            .iter()
+            .filter(|(_, s)| !s.alerts.is_empty())
+            .map(|(name, s)| (name.clone(), s.alert_rules()))
+            .collect();
+        let recorder = Recorder::new(History::new(isolate, config.history, rules));
         let limiter = RefCell::new(Limiter::new(config.limits, seed));
         Self {
             config,
             service,
+            recorder,
             limiter,
         }
+    }
+
+    /// Whether [`App::background`] has anything to do at `now` (no I/O: the glue asks before
+    /// it schedules any).
+    #[must_use]
+    pub fn background_due(&self, now: u64) -> bool {
+        !self.recorder.sites_due(now).is_empty()
+    }
+
+    /// The work after a response: each site's history read and written as due, and the
+    /// webhook calls of alerts that fired. Failures wait for a later request: a heartbeat
+    /// never waits for, or fails on, any of it.
+    pub async fn background<S: Store>(&self, store: &S, now: u64) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        for site in self.recorder.sites_due(now) {
+            let Ok(fired) = self.recorder.sync(store, now, &site).await else {
+                continue;
+            };
+            let Some(conf) = self.config.site(&site) else {
+                continue;
+            };
+            for due in fired {
+                if let Some(alert) = conf.alerts.get(due.index) {
+                    out.push(Outgoing {
+                        url: alert.webhook.url().to_owned(),
+                        body: due.body(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The config.
@@ -324,9 +395,15 @@ impl App {
             (Route::Heartbeat | Route::Leave, "POST") => {
                 self.post_beat(store, now, req, route).await
             }
-            (Route::Count | Route::Online | Route::LastSeen | Route::Badge, "GET" | "HEAD") => {
-                self.get(store, now, req, route).await
-            }
+            (
+                Route::Count
+                | Route::Online
+                | Route::LastSeen
+                | Route::Badge
+                | Route::History
+                | Route::Widget,
+                "GET" | "HEAD",
+            ) => self.get(store, now, req, route).await,
             _ => Err(method_not_allowed(route.allow())),
         }
     }
@@ -400,7 +477,8 @@ impl App {
         self.limiter
             .borrow_mut()
             .heartbeat(now, req.client_ip.as_deref(), &beat.visitor)?;
-        let resp = self.service.heartbeat(store, now, &beat, member).await?;
+        let mut resp = self.service.heartbeat(store, now, &beat, member).await?;
+        resp.record = self.recorder.observe(now, &beat.site, resp.count.online);
         let body =
             serde_json::to_string(&resp).map_err(|e| Error::new(Code::Internal, e.to_string()))?;
         Ok(HttpResponse::json(200, body))
@@ -463,6 +541,7 @@ impl App {
         let site = query_param(&req.query, "site")
             .ok_or_else(|| Error::new(Code::InvalidSite, "query parameter site is required"))?;
         self.check_site(&site, None)?;
+        let conf = self.config.site(&site);
         let internal = |e: serde_json::Error| Error::new(Code::Internal, e.to_string());
         match route {
             Route::Online => {
@@ -488,12 +567,42 @@ impl App {
                 ))
             }
             Route::Badge => {
+                check_public(&site, conf, SiteConfig::history_public)?;
                 let count = self.service.count(store, now, &site, None).await?;
+                self.recorder.observe(now, &site, count.online);
                 Ok(HttpResponse::new(200)
                     .header("content-type", "image/svg+xml; charset=utf-8")
                     .header("cache-control", "public, max-age=5")
                     .header("x-content-type-options", "nosniff")
                     .with_body(badge_svg(count.online).into_bytes()))
+            }
+            Route::History => {
+                check_public(&site, conf, SiteConfig::history_public)?;
+                let range = match query_param(&req.query, "range") {
+                    None => Range::Day,
+                    Some(r) => Range::parse(&r)?,
+                };
+                let answer = self.recorder.history(store, now, &site, range).await?;
+                Ok(HttpResponse::json(
+                    200,
+                    serde_json::to_string(&answer).map_err(internal)?,
+                ))
+            }
+            Route::Widget => {
+                check_public(&site, conf, SiteConfig::widget_public)?;
+                let count = self.service.count(store, now, &site, None).await?;
+                self.recorder.observe(now, &site, count.online);
+                let day = self.recorder.history(store, now, &site, Range::Day).await?;
+                let interval_ms = self.service.with(|p| p.config().heartbeat_ms);
+                Ok(HttpResponse::new(200)
+                    .header("content-type", "text/html; charset=utf-8")
+                    .header("content-security-policy", widget::csp())
+                    .header("cache-control", "no-store")
+                    .header("x-content-type-options", "nosniff")
+                    .header("referrer-policy", "no-referrer")
+                    .with_body(
+                        widget::page(&site, count.online, &day.points, interval_ms).into_bytes(),
+                    ))
             }
             _ => {
                 let page = query_param(&req.query, "page")
@@ -505,9 +614,11 @@ impl App {
                     .await?;
                 // With the heartbeat interval: how often a watch-only page asks again.
                 let next_heartbeat_ms = self.service.with(|p| p.config().heartbeat_ms);
+                let record = self.recorder.observe(now, &site, count.online);
                 let answer = BeatResponse {
                     count,
                     next_heartbeat_ms,
+                    record,
                 };
                 Ok(HttpResponse::json(
                     200,
@@ -516,6 +627,24 @@ impl App {
             }
         }
     }
+}
+
+/// 403 `not_public` unless `allowed` holds for the site (see [`SiteConfig::history_public`]
+/// and [`SiteConfig::widget_public`]).
+fn check_public(
+    site: &str,
+    conf: Option<&SiteConfig>,
+    allowed: fn(&SiteConfig) -> bool,
+) -> Result<(), Error> {
+    if conf.is_some_and(allowed) {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::NotPublic,
+        format!(
+            "site {site:?} does not publish this: set \"public\": true for it in SITES (the widget needs it; \"public\": false refuses widget, history and badge)"
+        ),
+    ))
 }
 
 /// Whether two secrets are equal, in time that depends on their length only (the length
@@ -1064,5 +1193,194 @@ mod tests {
         assert_eq!(j["limiter_keys"], 4);
         assert_eq!(j["wasm_memory_bytes"], serde_json::Value::Null);
         assert!(!String::from_utf8_lossy(&r.body).contains(V1));
+    }
+
+    fn app_sites(sites: &str, extra: &[(&str, &str)], isolate: &str) -> App {
+        let sites = sites.to_owned();
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let config = Config::from_lookup(|k| match k {
+            "SITES" => Some(sites.clone()),
+            _ => extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+        })
+        .expect("config");
+        App::new(config, isolate, 7)
+    }
+
+    #[test]
+    fn public_false_refuses_widget_history_and_badge_and_unset_only_the_widget() {
+        let store = MemoryStore::new(ManualClock::new(1_800_000_000_000));
+        let now = 1_800_000_000_000;
+        for (public, widget, history, badge) in [
+            (r#","public":false"#, 403, 403, 403),
+            ("", 403, 200, 200),
+            (r#","public":true"#, 200, 200, 200),
+        ] {
+            let app = app_sites(
+                &format!(r#"{{"demo":{{"origins":["{ORIGIN}"]{public}}}}}"#),
+                &[],
+                "iso-a",
+            );
+            let run = |path: &str, q: &str| block_on_ready(app.handle(&store, now, &get(path, q)));
+            for (path, want) in [
+                ("/v1/widget", widget),
+                ("/v1/history", history),
+                ("/v1/badge.svg", badge),
+            ] {
+                let r = run(path, "site=demo");
+                assert_eq!(r.status, want, "{public} {path}");
+                if want == 403 {
+                    assert_eq!(json(&r)["error"]["code"], "not_public");
+                }
+            }
+            assert_eq!(
+                run("/v1/count", "site=demo").status,
+                200,
+                "counts stay public"
+            );
+        }
+    }
+
+    #[test]
+    fn history_answers_its_ranges_and_refuses_others() {
+        let clock = ManualClock::new(1_800_000_000_000);
+        let store = MemoryStore::new(clock.clone());
+        let app = app();
+        let r = block_on_ready(app.handle(
+            &store,
+            clock.now_ms(),
+            &post("/v1/heartbeat", &beat(V1, "a")),
+        ));
+        assert_eq!(r.status, 200);
+        let h =
+            |q: &str| block_on_ready(app.handle(&store, clock.now_ms(), &get("/v1/history", q)));
+        let day = json(&h("site=demo"));
+        assert_eq!(
+            (day["range"].clone(), day["step_s"].clone()),
+            ("24h".into(), 300.into())
+        );
+        assert_eq!(day["points"].as_array().map(Vec::len), Some(288));
+        assert_eq!(day["points"][287][1], 1);
+        assert_eq!(day["record"]["online"], 1);
+        assert_eq!(day["peak"]["online"], 1);
+        assert_eq!(json(&h("site=demo&range=1h"))["step_s"], 60);
+        assert_eq!(json(&h("site=demo&range=7d"))["step_s"], 3600);
+        let bad = h("site=demo&range=2d");
+        assert_eq!(
+            (bad.status, json(&bad)["error"]["code"].clone()),
+            (400, "invalid_range".into())
+        );
+        assert_eq!(h("site=nope").status, 403);
+        assert_eq!(h("").status, 400);
+    }
+
+    #[test]
+    fn count_answers_carry_the_record_once_known() {
+        let clock = ManualClock::new(1_800_000_000_000);
+        let store = MemoryStore::new(clock.clone());
+        let app = app();
+        let beat_at = |v: &str, t: &str| {
+            let r = block_on_ready(app.handle(
+                &store,
+                clock.now_ms(),
+                &post("/v1/heartbeat", &beat(v, t)),
+            ));
+            block_on_ready(app.background(&store, clock.now_ms()));
+            json(&r)
+        };
+        assert!(
+            beat_at(V1, "a").get("record").is_none(),
+            "unknown before the first read"
+        );
+        clock.advance(1_000);
+        let r = beat_at(V2, "b");
+        assert_eq!(
+            r["record"],
+            serde_json::json!({"online": 2, "at": clock.now_ms()})
+        );
+        let at = clock.now_ms();
+        clock.advance(1_000);
+        block_on_ready(app.handle(&store, clock.now_ms(), &post("/v1/leave", &beat(V2, "b"))));
+        let c = json(&block_on_ready(app.handle(
+            &store,
+            clock.now_ms(),
+            &get("/v1/count", "site=demo"),
+        )));
+        assert_eq!(c["online"], 1);
+        assert_eq!(
+            c["record"],
+            serde_json::json!({"online": 2, "at": at}),
+            "it only rises"
+        );
+    }
+
+    #[test]
+    fn a_crossing_makes_one_webhook_call_across_two_isolates() {
+        let clock = ManualClock::new(1_800_000_000_000);
+        let store = MemoryStore::new(clock.clone());
+        let sites = format!(
+            r#"{{"demo":{{"origins":["{ORIGIN}"],"alerts":[{{"above":2,"webhook":"https://hooks.example/secret","cooldown_s":60}}]}}}}"#
+        );
+        let apps = [
+            app_sites(&sites, &[], "iso-a"),
+            app_sites(&sites, &[], "iso-b"),
+        ];
+        let mut calls = Vec::new();
+        let visitors: Vec<String> = (0..4u8)
+            .map(|i| herenow_core::protocol::visitor_id_from_random([i + 1; 16]))
+            .collect();
+        for round in 0..20usize {
+            // Up to 4 people, one more each round, heartbeating to either isolate.
+            for (i, v) in visitors.iter().enumerate().take(1 + round.min(3)) {
+                let app = &apps[(round + i) % 2];
+                let r = block_on_ready(app.handle(
+                    &store,
+                    clock.now_ms(),
+                    &post("/v1/heartbeat", &beat(v, "t")),
+                ));
+                assert_eq!(r.status, 200);
+                calls.extend(block_on_ready(app.background(&store, clock.now_ms())));
+            }
+            clock.advance(2_000);
+        }
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let body: serde_json::Value = serde_json::from_str(&calls[0].body).expect("json");
+        assert_eq!(body["site"], "demo");
+        assert_eq!(body["threshold"], 2);
+        assert!(body["online"].as_u64().is_some_and(|n| n > 2));
+        assert_eq!(calls[0].url, "https://hooks.example/secret");
+        assert!(
+            !format!("{:?}", calls[0]).contains("secret"),
+            "not in Debug"
+        );
+    }
+
+    #[test]
+    fn the_widget_is_html_under_its_own_csp_without_cookies() {
+        let store = MemoryStore::new(ManualClock::new(1_800_000_000_000));
+        let app = app_sites(
+            &format!(r#"{{"demo":{{"origins":["{ORIGIN}"],"public":true}}}}"#),
+            &[],
+            "iso-a",
+        );
+        let now = 1_800_000_000_000;
+        block_on_ready(app.handle(&store, now, &post("/v1/heartbeat", &beat(V1, "a"))));
+        let r =
+            block_on_ready(app.handle(&store, now, &get("/v1/widget", "site=demo&x=%3Cscript%3E")));
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header_value("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(
+            r.header_value("content-security-policy"),
+            Some(crate::widget::csp().as_str())
+        );
+        assert_eq!(r.header_value("set-cookie"), None);
+        let html = String::from_utf8(r.body).expect("utf8");
+        assert!(html.contains(">1</strong> online now"));
+        assert!(!html.contains("<script>alert") && !html.contains("%3Cscript"));
     }
 }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use herenow_core::engine::{EngineConfig, Setting};
+use herenow_core::history::HistoryConfig;
+use herenow_core::history::alerts::{AlertRule, DEFAULT_COOLDOWN_MS};
 use herenow_core::limits::LimitConfig;
 use herenow_core::protocol::validate_site;
 use serde::Deserialize;
@@ -27,6 +29,103 @@ pub struct SiteConfig {
     /// bytes); `None`: nobody can.
     #[serde(skip)]
     pub read_key: Option<String>,
+    /// Whether the site's numbers are for everyone (`"public"`): `true` also serves the
+    /// embeddable widget (`/v1/widget`); `false` refuses the widget, `/v1/history` and
+    /// `/v1/badge.svg` (403 `not_public`); unset serves history and badge (public, as counts
+    /// always were) but not the widget, which a site opts in to.
+    #[serde(default)]
+    pub public: Option<bool>,
+    /// Spike alerts: a webhook call when more than `above` people are online.
+    #[serde(default)]
+    pub alerts: Vec<AlertConfig>,
+}
+
+impl SiteConfig {
+    /// Whether `/v1/history` and `/v1/badge.svg` answer (unless `"public": false`).
+    #[must_use]
+    pub fn history_public(&self) -> bool {
+        self.public != Some(false)
+    }
+
+    /// Whether `/v1/widget` answers (only with `"public": true`).
+    #[must_use]
+    pub fn widget_public(&self) -> bool {
+        self.public == Some(true)
+    }
+
+    /// The alerts as the history module runs them (without their webhooks).
+    #[must_use]
+    pub fn alert_rules(&self) -> Vec<AlertRule> {
+        self.alerts
+            .iter()
+            .map(|a| AlertRule {
+                above: a.above,
+                cooldown_ms: a.cooldown_s.map_or(DEFAULT_COOLDOWN_MS, |s| s * 1000),
+            })
+            .collect()
+    }
+}
+
+/// One spike alert of a site: `{"above": N, "webhook": "https://…", "cooldown_s": 1800}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    /// Fires when more than this many people are online.
+    pub above: u64,
+    /// Where the alert is POSTed (the site owner's secret: never echoed).
+    pub webhook: Webhook,
+    /// Silence after firing, in seconds, until the count is below `above` again (default
+    /// 1800).
+    #[serde(default)]
+    pub cooldown_s: Option<u64>,
+}
+
+/// A webhook URL. It is the site owner's secret (whoever knows it can post fake alerts to
+/// it), so it is never printed: not in errors, answers or `Debug`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Webhook(String);
+
+impl Webhook {
+    /// The URL, for the one call that posts to it.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Webhook(<secret>)")
+    }
+}
+
+/// Whether `url` may be a webhook: `https://host…`, or `http://` to `127.0.0.1`, `[::1]` or
+/// `localhost`. That exception is local development by construction: a loopback address
+/// reaches only a receiver on the machine the worker runs on (wrangler dev, Miniflare); a
+/// deployed Worker cannot reach one. No user info (`user:pass@`), no whitespace.
+#[must_use]
+pub fn is_webhook_url(url: &str) -> bool {
+    if url.len() > 2048 || url.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return false;
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return false;
+    }
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    match scheme {
+        "https" => !host.is_empty(),
+        "http" => matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
+        _ => false,
+    }
 }
 
 /// The name of the secret holding `site`'s member-token key: `MEMBER_SECRET_` and the site
@@ -66,6 +165,8 @@ pub struct Config {
     /// Whether `/healthz` also reports the isolate's memory and the sizes of its state
     /// (`DEBUG_STATS` = `1` or `true`; default off). Counts only, never ids.
     pub debug_stats: bool,
+    /// The history's write interval and reads (`HISTORY_WRITE_S`, default 1800).
+    pub history: HistoryConfig,
 }
 
 /// The default of [`Config::body_timeout_ms`]: 10 s, plenty for a heartbeat of at most
@@ -127,7 +228,9 @@ impl Config {
     /// default 10), `RATE_IP_PER_MIN` (API requests per IP per minute,
     /// default 600), `RATE_VISITOR_PER_MIN` (heartbeats per visitor per minute, default
     /// 120), `NEW_VISITORS_PER_IP_PER_MIN` (distinct visitors one IP may bring per minute,
-    /// default 60), `DEBUG_STATS` (`1`: `/healthz` reports memory and state sizes), and per
+    /// default 60), `DEBUG_STATS` (`1`: `/healthz` reports memory and state sizes),
+    /// `HISTORY_WRITE_S` (how often the history writer rewrites a site's history, default
+    /// 1800: at most 96 writes a site a day), and per
     /// site the secrets `MEMBER_SECRET_<SITE>` and `READ_KEY_<SITE>` (each at least 32 bytes).
     ///
     /// # Errors
@@ -178,6 +281,23 @@ impl Config {
                     ));
                 }
                 site.read_key = Some(key);
+            }
+            for (i, a) in site.alerts.iter().enumerate() {
+                // The URL is a secret: the message names the alert, never the URL.
+                if !is_webhook_url(a.webhook.url()) {
+                    return Err(bad(
+                        "SITES",
+                        format!(
+                            "site {name:?}: alerts[{i}].webhook must be an https:// URL (http:// only to 127.0.0.1, [::1] or localhost, for local development)"
+                        ),
+                    ));
+                }
+                if a.cooldown_s == Some(0) {
+                    return Err(bad(
+                        "SITES",
+                        format!("site {name:?}: alerts[{i}].cooldown_s must be at least 1"),
+                    ));
+                }
             }
         }
         let dl = LimitConfig::default();
@@ -284,6 +404,12 @@ impl Config {
                 ));
             }
         };
+        let history = HistoryConfig::with_write_ms(parse_ms(
+            "HISTORY_WRITE_S",
+            get("HISTORY_WRITE_S").as_deref(),
+            HistoryConfig::default().write_ms,
+            1000,
+        )?);
         Ok(Self {
             sites,
             engine,
@@ -291,6 +417,7 @@ impl Config {
             location,
             body_timeout_ms,
             debug_stats,
+            history,
         })
     }
 
@@ -340,6 +467,61 @@ mod tests {
         let demo = c.site("demo").expect("demo");
         assert!(demo.members_public);
         assert_eq!(demo.read_key.as_deref(), Some(key.as_str()));
+    }
+
+    #[test]
+    fn public_defaults_and_alerts() {
+        let c = cfg(&[("SITES", SITES)]).expect("valid");
+        let demo = c.site("demo").expect("demo");
+        assert!(demo.history_public() && !demo.widget_public());
+        assert_eq!(c.history, HistoryConfig::default());
+        let sites = r#"{"demo":{"origins":[],"public":false,"alerts":[{"above":10,"webhook":"https://hooks.example/x?k=1"},{"above":50,"webhook":"http://127.0.0.1:8841/","cooldown_s":2}]}}"#;
+        let c = cfg(&[("SITES", sites), ("HISTORY_WRITE_S", "2")]).expect("valid");
+        let demo = c.site("demo").expect("demo");
+        assert!(!demo.history_public() && !demo.widget_public());
+        let rules = demo.alert_rules();
+        assert_eq!(
+            (rules[0].above, rules[0].cooldown_ms),
+            (10, DEFAULT_COOLDOWN_MS)
+        );
+        assert_eq!((rules[1].above, rules[1].cooldown_ms), (50, 2_000));
+        assert_eq!(c.history.write_ms, 2_000);
+        assert!(
+            !format!("{c:?}").contains("hooks.example"),
+            "the webhook is a secret"
+        );
+    }
+
+    #[test]
+    fn webhooks_are_https_or_loopback_http_and_errors_never_echo_them() {
+        for ok in [
+            "https://hooks.example.com/x",
+            "https://h.example:8443",
+            "http://127.0.0.1:8841/hook",
+            "http://localhost/x",
+            "http://[::1]:9/",
+        ] {
+            assert!(is_webhook_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://hooks.example.com/x",
+            "http://127.0.0.1.evil.example/",
+            "http://localhost.evil.example/",
+            "ftp://x.example/",
+            "https://",
+            "https://user:pw@x.example/",
+            "https://x.example/a b",
+            "hooks.example.com",
+        ] {
+            assert!(!is_webhook_url(bad), "{bad}");
+        }
+        let secret = "http://hooks.example.com/secret-token-123";
+        let sites =
+            format!(r#"{{"demo":{{"origins":[],"alerts":[{{"above":1,"webhook":"{secret}"}}]}}}}"#);
+        let e = cfg(&[("SITES", &sites)]).expect_err("http to a public host");
+        assert_eq!(e.setting, "SITES");
+        assert!(!e.to_string().contains("secret-token"), "{e}");
+        assert!(e.to_string().contains("alerts[0].webhook"), "{e}");
     }
 
     #[test]
@@ -400,6 +582,14 @@ mod tests {
             (
                 &[("SITES", r#"{"demo":{"origins":[],"members_public":"yes"}}"#)],
                 "SITES",
+            ),
+            (
+                &[("SITES", r#"{"demo":{"origins":[],"public":"yes"}}"#)],
+                "SITES",
+            ),
+            (
+                &[("SITES", SITES), ("HISTORY_WRITE_S", "-1")],
+                "HISTORY_WRITE_S",
             ),
         ];
         for (pairs, setting) in cases {

@@ -12,9 +12,10 @@ use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Context, Date, Delay, Env, Request, event, js_sys, web_sys};
 
-use crate::app::{App, HttpRequest, HttpResponse, path_and_query};
+use crate::app::{App, HttpRequest, HttpResponse, Outgoing, path_and_query};
 use crate::config::Config;
 use crate::kv::Kv;
+use herenow_core::history::alerts::{ATTEMPT_TIMEOUT_MS, RETRY_DELAYS_MS};
 use herenow_core::{Code, Error};
 
 /// The KV binding name in `wrangler.toml`.
@@ -40,6 +41,53 @@ fn schedule_flush(ctx: &Context, app: Rc<App>, kv: Kv) {
             .flush_timer_fired(&kv, at, Date::now().as_millis())
             .await;
     });
+}
+
+/// The history's reads and writes after the response, and the webhook calls of alerts that
+/// fired, in `waitUntil`: nothing of it delays or fails a heartbeat. What is
+/// due is the history driver's call (`App::background_due`); the glue only runs it.
+fn schedule_history(ctx: &Context, app: Rc<App>, kv: Kv) {
+    if !app.background_due(Date::now().as_millis()) {
+        return;
+    }
+    ctx.wait_until(async move {
+        let calls = app.background(&kv, Date::now().as_millis()).await;
+        // At once, so that each has its whole retry schedule within the event's 30 s.
+        futures_util::future::join_all(calls.into_iter().map(send_alert)).await;
+    });
+}
+
+/// POSTs one alert, retrying a failure (no answer within [`ATTEMPT_TIMEOUT_MS`], or not 2xx)
+/// after each of [`RETRY_DELAYS_MS`], then gives up.
+async fn send_alert(call: Outgoing) {
+    for attempt in 0..=RETRY_DELAYS_MS.len() {
+        if let Some(wait) = attempt.checked_sub(1).and_then(|i| RETRY_DELAYS_MS.get(i)) {
+            Delay::from(Duration::from_millis(*wait)).await;
+        }
+        let post = Box::pin(post_once(&call));
+        let deadline = Box::pin(Delay::from(Duration::from_millis(ATTEMPT_TIMEOUT_MS)));
+        if let Either::Left((true, _)) = select(post, deadline).await {
+            return;
+        }
+    }
+}
+
+async fn post_once(call: &Outgoing) -> bool {
+    let headers = worker::Headers::new();
+    if headers.set("content-type", "application/json").is_err() {
+        return false;
+    }
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(&call.body)));
+    let Ok(req) = Request::new_with_init(&call.url, &init) else {
+        return false;
+    };
+    match worker::Fetch::Request(req).send().await {
+        Ok(resp) => (200..300).contains(&resp.status_code()),
+        Err(_) => false,
+    }
 }
 
 fn isolate_id() -> String {
@@ -206,7 +254,8 @@ async fn handle(
     let resp = app
         .handle_admitted(&kv, Date::now().as_millis(), &http)
         .await;
-    schedule_flush(ctx, app, kv);
+    schedule_flush(ctx, app.clone(), kv.clone());
+    schedule_history(ctx, app, kv);
     Ok(resp)
 }
 

@@ -16,3 +16,4 @@ pub mod config;
 mod glue;
 #[cfg(target_arch = "wasm32")]
 pub mod kv;
+pub mod widget;
