@@ -2,6 +2,7 @@
 //! they run natively in tests on the memory store. The Workers glue (`glue.rs`) only
 //! converts `worker::Request` to [`HttpRequest`] and [`HttpResponse`] back.
 
+use serde::Serialize;
 use std::cell::RefCell;
 
 use herenow_core::engine::{Member, Presence};
@@ -67,6 +68,13 @@ impl HttpResponse {
             .header("content-type", "application/json; charset=utf-8")
             .header("cache-control", "no-store")
             .with_body(body.into_bytes())
+    }
+
+    /// A 200 answer carrying `value` as JSON (a value that cannot be encoded is a 500).
+    fn json_ok(value: &impl Serialize) -> Result<Self, Error> {
+        let body =
+            serde_json::to_string(value).map_err(|e| Error::new(Code::Internal, e.to_string()))?;
+        Ok(Self::json(200, body))
     }
 
     fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -479,9 +487,7 @@ impl App {
             .heartbeat(now, req.client_ip.as_deref(), &beat.visitor)?;
         let mut resp = self.service.heartbeat(store, now, &beat, member).await?;
         resp.record = self.recorder.observe(now, &beat.site, resp.count.online);
-        let body =
-            serde_json::to_string(&resp).map_err(|e| Error::new(Code::Internal, e.to_string()))?;
-        Ok(HttpResponse::json(200, body))
+        HttpResponse::json_ok(&resp)
     }
 
     /// The member a token names, verified with the site's secret; `None` without a token.
@@ -542,14 +548,11 @@ impl App {
             .ok_or_else(|| Error::new(Code::InvalidSite, "query parameter site is required"))?;
         self.check_site(&site, None)?;
         let conf = self.config.site(&site);
-        let internal = |e: serde_json::Error| Error::new(Code::Internal, e.to_string());
         match route {
             Route::Online => {
                 self.check_member_reader(&site, req.authorization.as_deref())?;
                 let members = self.service.online(store, now, &site).await?;
-                let body = serde_json::to_string(&serde_json::json!({ "members": members }))
-                    .map_err(internal)?;
-                Ok(HttpResponse::json(200, body))
+                HttpResponse::json_ok(&serde_json::json!({ "members": members }))
             }
             Route::LastSeen => {
                 let member = query_param(&req.query, "member")
@@ -561,10 +564,7 @@ impl App {
                         )
                     })?;
                 let seen = self.service.last_seen(store, now, &site, &member).await?;
-                Ok(HttpResponse::json(
-                    200,
-                    serde_json::to_string(&seen).map_err(internal)?,
-                ))
+                HttpResponse::json_ok(&seen)
             }
             Route::Badge => {
                 check_public(&site, conf, SiteConfig::history_public)?;
@@ -583,10 +583,7 @@ impl App {
                     Some(r) => Range::parse(&r)?,
                 };
                 let answer = self.recorder.history(store, now, &site, range).await?;
-                Ok(HttpResponse::json(
-                    200,
-                    serde_json::to_string(&answer).map_err(internal)?,
-                ))
+                HttpResponse::json_ok(&answer)
             }
             Route::Widget => {
                 check_public(&site, conf, SiteConfig::widget_public)?;
@@ -620,10 +617,7 @@ impl App {
                     next_heartbeat_ms,
                     record,
                 };
-                Ok(HttpResponse::json(
-                    200,
-                    serde_json::to_string(&answer).map_err(internal)?,
-                ))
+                HttpResponse::json_ok(&answer)
             }
         }
     }
