@@ -133,7 +133,7 @@ try {
   // What KV holds: each record's tab count from its metadata (the engine's summary `t`).
   const kv = await mf.getKVNamespace("PRESENCE", "measured");
   const listed = (await kv.list({ prefix: "r:" })).keys
-    .map((k) => `${k.name.split("/").pop().slice(0, 8)}: ${(() => { try { return JSON.parse(k.metadata).t; } catch { return "?"; } })()} tabs`);
+    .map((k) => `${k.name.split("/").pop().slice(0, 8)}: ${(() => { return k.metadata?.t ?? "?"; })()} tabs`);
   say(`records in KV: ${listed.join(", ")}`);
   say(`measured isolate: own tabs ${st.engine.tabs}, peers' records ${st.engine.records} with ${st.engine.record_tabs} tabs, count online ${online} `
     + `(${((Date.now() - tConv) / 1000).toFixed(0)} s to converge)`);
