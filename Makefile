@@ -9,7 +9,6 @@ export PATH := $(HOME)/.cargo/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export WASM_BINDGEN_BIN := $(shell command -v wasm-bindgen 2>/dev/null || echo wasm-bindgen)
 export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
 export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
-export CHROMEDRIVER := /usr/bin/chromedriver
 # wrangler, quiet and offline.
 export CI := $(or $(CI),true)
 export WRANGLER_SEND_METRICS := false

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing herenow needs, skipping what is already there at the
 # right version. Idempotent. Usage: scripts/install-tools.sh [--browser]
-#   --browser  also Debian's chromium + chromium-driver (for the wasm and end-to-end tests)
+#   --browser  also Debian's chromium (for the client's and the end-to-end tests, via playwright-core)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,11 +45,11 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 if [ "${1:-}" = "--browser" ]; then
-  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-    say "apt-get install chromium chromium-driver"
+  if ! command -v chromium >/dev/null; then
+    say "apt-get install chromium"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
   fi
 fi
 say "tools ready: $(wasm-bindgen --version), $(worker-build --version 2>/dev/null), wrangler $(node_modules/.bin/wrangler --version 2>/dev/null | tail -1)"
