@@ -77,7 +77,10 @@ test("a refused or broken answer leaves an empty series that live counts fill", 
   s.load({ points: "nope", peak: { online: "x" } }, []);
   assert.deepEqual(s.points, []);
   assert.equal(s.peak, null);
+  s.add(T0 + 3, 0);
+  assert.deepEqual([s.peak, s.record], [null, null], "nobody online makes no peak and no record");
   s.add(T0 + 7, 1);
   assert.deepEqual(s.points, [[T0, 1]]);
+  assert.deepEqual(s.peak, { online: 1, at: T0 + 7 });
   assert.equal(s.now, T0 + 7, "the chart ends at the server's time");
 });

@@ -84,8 +84,10 @@ export class Series {
       if (p) p[1] = Math.max(p[1], online);
     }
     this.seen(t);
+    // As the server: nobody online makes no mark; the peak is today's (UTC), so a count of a
+    // later day replaces it.
+    if (online <= 0) return;
     const today = Math.floor(t / DAY);
-    // The peak is today's (UTC), as the server's: a count of a later day replaces it.
     if (!isMark(this.peak) || Math.floor(this.peak.at / DAY) < today || online > this.peak.online) this.peak = { online, at: t };
     this.record = better(this.record, { online, at: t });
   }

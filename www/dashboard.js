@@ -65,7 +65,7 @@ function setRange(range) {
 }
 
 function renderRangeButtons() {
-  for (const b of document.querySelectorAll("[data-range]")) b.setAttribute("aria-pressed", String(b.dataset.range === series.range));
+  for (const b of document.querySelectorAll("button[data-range]")) b.setAttribute("aria-pressed", String(b.dataset.range === series.range));
   $("#chart-title").textContent = `People online, ${RANGES[series.range].label}`;
 }
 
@@ -308,7 +308,7 @@ function setup() {
     cancelAnimationFrame(raf);
     raf = requestAnimationFrame(renderChart);
   }).observe($("#chart"));
-  for (const b of document.querySelectorAll("[data-range]")) b.addEventListener("click", () => setRange(b.dataset.range));
+  for (const b of document.querySelectorAll("button[data-range]")) b.addEventListener("click", () => setRange(b.dataset.range));
   // Hover values: the step under the pointer; from the keyboard, arrows move along the steps.
   const box = $("#chart");
   box.addEventListener("pointermove", (e) => {
