@@ -301,7 +301,7 @@ describe("demo in Chromium", () => {
   test("security headers on every page and file; the HTML has no inline script or style", async () => {
     const want = ["default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "connect-src 'self'", "img-src 'self'",
       "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "object-src 'none'"];
-    for (const path of ["/", "/about", "/dashboard", "/style.css", "/dashboard.js", "/dev-signin.js",
+    for (const path of ["/", "/about", "/dashboard", "/style.css", "/dashboard.js", "/dashboard-chart.js", "/dev-signin.js",
       "/demo.js", ...Object.values(clientFiles()).map((f) => `/herenow/${f}`)]) {
       const r = await fetch(`${origin}${path}`);
       assert.equal(r.status, 200, path);

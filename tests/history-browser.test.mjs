@@ -86,7 +86,7 @@ describe("history, widget and record in Chromium", () => {
     const port = await freePort();
     const embedPort = await freePort();
     const origin = `http://127.0.0.1:${port}`;
-    const sites = { demo: { origins: [origin], members_public: true, public: true } };
+    const sites = { demo: { origins: [origin], members_public: true, public: true }, closed: { origins: [origin], public: false } };
     [server, browser] = await Promise.all([
       startWrangler({ port, persistTo: persist, vars: { WINDOW_S: String(WINDOW_S), HEARTBEAT_S: String(HEARTBEAT_S), SITES: JSON.stringify(sites) } }),
       launch(),
@@ -223,6 +223,31 @@ describe("history, widget and record in Chromium", () => {
     } finally {
       await ctx.close();
       await leaveAll();
+    }
+  });
+
+  test("a site with public: false: the dashboard says its history and badge are not published, and charts live counts", async () => {
+    const r = await fetch(`${server.origin}/v1/history?site=closed`);
+    assert.equal(r.status, 403);
+    assert.equal((await r.json()).error.code, "not_public");
+    const events = [];
+    const { ctx } = await newWatchedContext(browser, server.origin, { events });
+    try {
+      const p = await ctx.newPage();
+      await p.goto(`${server.origin}/dashboard?site=closed`);
+      await p.waitForFunction(() => /does not publish its history/.test(document.querySelector("#history-note").textContent), null, { timeout: 10_000, polling: 50 });
+      await p.waitForFunction(() => /does not publish its badge/.test(document.querySelector("#badge-note").textContent), null, { timeout: 10_000, polling: 50 });
+      assert.match(await p.locator("#status").textContent(), /^Live/, "no error status for a refused badge");
+      const live = () => p.locator("#chart svg").getAttribute("data-live").then(Number);
+      assert.ok(await until(async () => (await live()) >= 2, 5000, 100), "the chart takes live counts");
+      assert.equal(await p.locator("#chart svg").getAttribute("data-points"), "1", "one step: the live counts'");
+      assert.equal(await p.locator("#record").isHidden(), true, "no record is known");
+      // The browser logs each refused request as a console error: history and badge (403), and
+      // /v1/online without a read key (401, this site's members are not public); nothing else.
+      const bad = clean(events).filter((e) => !/Failed to load resource: the server responded with a status of (401|403)/.test(e));
+      assert.deepEqual(bad, []);
+    } finally {
+      await ctx.close();
     }
   });
 

@@ -194,7 +194,9 @@ export function drawChart(box, series, { site, hover = -1, readout, liveCount = 
   desc.textContent = summary;
   box.replaceChildren(root);
   if (readout) {
-    readout.textContent = hover >= 0 && hover < pts.length ? stepText(series, pts[hover]) : "Point at the chart (or focus it and use ← →) to read a value.";
+    // Set only on a change: the readout is a live region, redrawn with every count.
+    const text = hover >= 0 && hover < pts.length ? stepText(series, pts[hover]) : "Point at the chart (or focus it and use ← →) to read a value.";
+    if (readout.textContent !== text) readout.textContent = text;
   }
   return {
     summary,

@@ -302,7 +302,13 @@ function setup() {
       status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
     }
   });
-  $("#badge-img").addEventListener("error", () => setStatus("The badge failed to load.", true));
+  $("#badge-img").addEventListener("error", async () => {
+    // A site with "public": false refuses its badge (403 not_public): say so where the badge is.
+    const r = await fetch($("#badge-img").src, { cache: "no-store" }).catch(() => null);
+    await r?.body?.cancel();
+    if (r?.status === 403) $("#badge-note").textContent = 'This site does not publish its badge ("public": false in SITES).';
+    else setStatus("The badge failed to load.", true);
+  });
   let raf = 0;
   new ResizeObserver(() => {
     cancelAnimationFrame(raf);
