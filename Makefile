@@ -100,8 +100,8 @@ test-deploy:
 	@node --test --test-reporter=spec tests/deploy-assets.test.mjs
 
 test-e2e:
-	@echo "==> suite: end to end in headless Chromium against wrangler dev (the demo, and the README's embed from a second origin), and against a failing store (Miniflare)"
-	@node --test --test-reporter=spec --test-concurrency=1 tests/e2e.test.mjs tests/embed.test.mjs tests/faults-browser.test.mjs
+	@echo "==> suite: end to end in headless Chromium against wrangler dev (the demo, the README's embed and the widget from a second origin, the history chart), and against a failing store (Miniflare)"
+	@node --test --test-reporter=spec --test-concurrency=1 tests/dashboard-chart.test.mjs tests/e2e.test.mjs tests/embed.test.mjs tests/history-browser.test.mjs tests/faults-browser.test.mjs
 
 tools-vite-app:
 	@test tests/vite-app/node_modules/.package-lock.json -nt tests/vite-app/package-lock.json || { echo "==> npm ci (tests/vite-app)"; (cd tests/vite-app && npm ci --no-audit --no-fund); }

@@ -215,7 +215,7 @@ describe("demo in Chromium", () => {
     await waitText(dash, "#members-table td.empty", "No members online.");
   });
 
-  test("dashboard: chart gains points, tables update, the badge shows the same number", async () => {
+  test("dashboard: the chart takes live counts, tables update, the badge shows the same number", async () => {
     const d = await context({ viewport: { width: 1200, height: 900 } });
     const dash = await page(d, "/dashboard");
     await waitText(dash, '[data-stat="online"]', "0");
@@ -224,9 +224,11 @@ describe("demo in Chromium", () => {
     assert.equal(await text(dash, '[data-def="window_s"]'), String(WINDOW_S));
     assert.match(await text(dash, '[data-def="as_of"]'), /^\d{13}$/);
     assert.match(await text(dash, "#status"), /^Live/);
-    const points = () => dash.locator("#chart svg").getAttribute("data-points").then(Number);
-    const p0 = await points();
-    assert.ok(await until(async () => (await points()) >= p0 + 2, 6000, 100), "the chart gains points");
+    // The chart holds the 24 h history (288 five-minute steps) and folds each live count in.
+    const chartAttr = (name) => dash.locator("#chart svg").getAttribute(name).then(Number);
+    await dash.waitForFunction(() => Number(document.querySelector("#chart svg")?.dataset.points) === 288, null, { timeout: 5000, polling: 50 });
+    const l0 = await chartAttr("data-live");
+    assert.ok(await until(async () => (await chartAttr("data-live")) >= l0 + 2, 6000, 100), "the chart takes live counts");
 
     const a = await context();
     const b = await context();
@@ -299,7 +301,7 @@ describe("demo in Chromium", () => {
   test("security headers on every page and file; the HTML has no inline script or style", async () => {
     const want = ["default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "connect-src 'self'", "img-src 'self'",
       "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "object-src 'none'"];
-    for (const path of ["/", "/about", "/dashboard", "/style.css", "/dashboard.js", "/dev-signin.js",
+    for (const path of ["/", "/about", "/dashboard", "/style.css", "/dashboard.js", "/dashboard-chart.js", "/dev-signin.js",
       "/demo.js", ...Object.values(clientFiles()).map((f) => `/herenow/${f}`)]) {
       const r = await fetch(`${origin}${path}`);
       assert.equal(r.status, 200, path);

@@ -1,36 +1,72 @@
 // herenow dashboard: watches one site (?site=, default "demo") with the herenow client in
-// watch-only mode, reads GET /v1/online with each count, and draws the counts, a hand-made SVG chart of the last 30 minutes, the pages and
-// members tables and the badge. Same origin only; no inline styles (the CSP forbids them):
-// everything visual is a class from style.css or an SVG presentation attribute.
+// watch-only mode, reads GET /v1/online with each count and GET /v1/history on load (and on
+// a range switch, and every 5 minutes), and draws the counts, the history chart
+// (dashboard-chart.js) with live counts folded in, the record, the pages and members tables
+// and the badge. Same origin only; no inline styles (the CSP forbids them): everything
+// visual is a class from style.css or an SVG presentation attribute.
 
-const SVG_NS = "http://www.w3.org/2000/svg";
-const SPAN_MS = 30 * 60_000;
+import { LIVE_KEPT, RANGES, Series, drawChart, longDate } from "/dashboard-chart.js";
+
 const SITE_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const $ = (sel) => document.querySelector(sel);
+/** How often the history is read again while the dashboard is open (a KV read at most). */
+const REFETCH_MS = 5 * 60_000;
 
-const asked = new URLSearchParams(location.search).get("site");
+const params = new URLSearchParams(location.search);
+const asked = params.get("site");
 const SITE = asked && SITE_RE.test(asked) ? asked : "demo";
 const siteQ = `site=${encodeURIComponent(SITE)}`;
-const STORE_KEY = `herenow-dashboard:${SITE}`;
 
-// ---------------------------------------------------------------- history (30 minutes)
-/** Samples `{ t, online }` (t: local ms when received), oldest first. */
-let history = loadHistory();
-function loadHistory() {
+// ---------------------------------------------------------------- history
+/** The range shown (?range=, default 24 h) and its series; live counts are kept across switches. */
+let series = new Series(RANGES[params.get("range")] ? params.get("range") : "24h");
+const live = []; // [server ms, online] of the counts since the dashboard opened, the newest LIVE_KEPT
+let liveCount = 0;
+let hover = -1;
+let fetchSeq = 0;
+let refetchTimer = 0;
+
+/** Reads the history of the range shown; an answer to an older request is dropped. */
+async function loadHistory() {
+  const seq = ++fetchSeq;
+  const range = series.range;
+  clearTimeout(refetchTimer);
+  refetchTimer = setTimeout(loadHistory, REFETCH_MS);
+  $("#chart").setAttribute("aria-busy", "true");
   try {
-    const h = JSON.parse(sessionStorage.getItem(STORE_KEY) || "[]");
-    const t0 = Date.now() - SPAN_MS;
-    return Array.isArray(h) ? h.filter((p) => Number.isFinite(p?.t) && Number.isFinite(p?.online) && p.t >= t0) : [];
-  } catch {
-    return [];
+    const h = await getJSON(`/v1/history?${siteQ}&range=${range}`);
+    if (seq !== fetchSeq) return;
+    series.load(h, live);
+    $("#history-note").textContent = "";
+  } catch (e) {
+    if (seq !== fetchSeq) return;
+    // A site with "public": false refuses its history (403): the chart shows live counts only.
+    $("#history-note").textContent = e.status === 403
+      ? "This site does not publish its history; the chart shows the counts since this page opened."
+      : `The history could not be read (${e.message}); the chart shows the counts since this page opened.`;
+  } finally {
+    if (seq === fetchSeq) $("#chart").removeAttribute("aria-busy");
   }
+  renderChart();
+  renderRecord(series.record);
 }
-function addSample(online) {
-  const now = Date.now();
-  history.push({ t: now, online });
-  const t0 = now - SPAN_MS;
-  while (history.length && history[0].t < t0) history.shift();
-  try { sessionStorage.setItem(STORE_KEY, JSON.stringify(history)); } catch { /* full or blocked: memory only */ }
+
+function setRange(range) {
+  if (!RANGES[range] || range === series.range) return;
+  series = new Series(range);
+  for (const [t, n] of live) series.add(t, n);
+  hover = -1;
+  const url = new URL(location.href);
+  url.searchParams.set("range", range);
+  history.replaceState(null, "", url);
+  renderRangeButtons();
+  renderChart();
+  loadHistory();
+}
+
+function renderRangeButtons() {
+  for (const b of document.querySelectorAll("button[data-range]")) b.setAttribute("aria-pressed", String(b.dataset.range === series.range));
+  $("#chart-title").textContent = `People online, ${RANGES[series.range].label}`;
 }
 
 // ---------------------------------------------------------------- counts
@@ -39,7 +75,7 @@ function addSample(online) {
 // list is read with each count.
 async function getJSON(path) {
   const r = await fetch(path, { cache: "no-store", headers: { accept: "application/json" } });
-  if (!r.ok) throw new Error(`HTTP ${r.status}`);
+  if (!r.ok) throw Object.assign(new Error(`HTTP ${r.status}`), { status: r.status });
   return r.json();
 }
 
@@ -57,10 +93,16 @@ function armWatchdog() {
 async function onCount(count) {
   if (typeof count?.next_heartbeat_ms === "number") pollMs = count.next_heartbeat_ms;
   armWatchdog();
-  addSample(count.online);
+  if (Number.isFinite(count.as_of) && Number.isFinite(count.online)) {
+    series.add(count.as_of, count.online);
+    live.push([count.as_of, count.online]);
+    if (live.length > LIVE_KEPT) live.shift();
+    liveCount += 1;
+  }
   if (!statusOk) setStatus(`Live: updating every ${pollMs / 1000} s.`, false);
   renderStats(count);
   renderChart();
+  renderRecord(count.record);
   renderPages(count.pages || []);
   renderBadge(count);
   renderDefinition(count);
@@ -116,82 +158,30 @@ function renderStats(c) {
   }
 }
 
-function svg(tag, attrs = {}, text) {
-  const el = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
-const hhmm = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 const hhmmss = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-
-/** A step of 1, 2 or 5 × 10^k at least `raw`. */
-function niceStep(raw) {
-  const p = 10 ** Math.floor(Math.log10(Math.max(raw, 1)));
-  for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
-  return 10 * p;
-}
 
 function renderChart() {
   const box = $("#chart");
-  const width = Math.max(280, Math.round(box.clientWidth || 640));
-  const height = width < 520 ? 200 : 260;
-  const m = { l: 40, r: 44, t: 14, b: 30 };
-  const now = Date.now();
-  const t0 = now - SPAN_MS;
-  const pts = history.filter((p) => p.t >= t0);
-  const peak = pts.reduce((a, p) => Math.max(a, p.online), 0);
-  const step = niceStep(Math.max(4, peak) / 4);
-  const yMax = Math.max(step * 4, Math.ceil(peak / step) * step);
-  const x = (t) => m.l + ((t - t0) / SPAN_MS) * (width - m.l - m.r);
-  const y = (v) => m.t + (1 - v / yMax) * (height - m.t - m.b);
+  chart = drawChart(box, series, { site: SITE, hover, readout: $("#chart-readout"), liveCount });
+  if ($("#chart-summary").textContent !== chart.summary) $("#chart-summary").textContent = chart.summary;
+}
+let chart = null;
 
-  const root = svg("svg", {
-    viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
-    "aria-labelledby": "chart-svg-title chart-svg-desc", "data-points": pts.length, focusable: "false",
-  });
-  root.append(svg("title", { id: "chart-svg-title" }, `People online on ${SITE}, last 30 minutes`));
-  const desc = svg("desc", { id: "chart-svg-desc" });
-  root.append(desc);
-
-  // Horizontal grid with counts; vertical grid every 5 minutes with clock times.
-  for (let v = 0; v <= yMax; v += step) {
-    root.append(svg("line", { class: "grid", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }));
-    root.append(svg("text", { class: "axis-label", x: m.l - 8, y: y(v) + 4, "text-anchor": "end" }, fmt(v)));
-  }
-  const every = width < 520 ? 10 * 60_000 : 5 * 60_000;
-  for (let t = Math.ceil(t0 / every) * every; t <= now; t += every) {
-    root.append(svg("line", { class: "grid", x1: x(t), x2: x(t), y1: m.t, y2: height - m.b, "stroke-dasharray": "2 4" }));
-    root.append(svg("text", { class: "axis-label", x: x(t), y: height - m.b + 18, "text-anchor": "middle" }, hhmm(t)));
-  }
-
-  if (pts.length === 0) {
-    root.append(svg("text", { class: "empty", x: (m.l + width - m.r) / 2, y: height / 2, "text-anchor": "middle" }, "No samples yet"));
-    desc.textContent = "No samples yet.";
-  } else {
-    // Lines break where polling stopped for a while (tab asleep, API down).
-    const gap = Math.max(3 * pollMs, 15_000);
-    const segments = [];
-    for (const p of pts) {
-      const seg = segments.at(-1);
-      if (seg && p.t - seg.at(-1).t <= gap) seg.push(p); else segments.push([p]);
-    }
-    for (const seg of segments) {
-      const line = seg.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)} ${y(p.online).toFixed(1)}`).join(" ");
-      const base = y(0).toFixed(1);
-      const area = `${line} L${x(seg.at(-1).t).toFixed(1)} ${base} L${x(seg[0].t).toFixed(1)} ${base} Z`;
-      root.append(svg("path", { class: "area", d: area }));
-      root.append(svg("path", { class: "line", d: line }));
-    }
-    const lp = pts.at(-1);
-    root.append(svg("circle", { class: "last", cx: x(lp.t), cy: y(lp.online), r: 4.5 }));
-    root.append(svg("text", { class: "last-label", x: x(lp.t) + 8, y: y(lp.online) + 4 }, fmt(lp.online)));
-    const low = pts.reduce((a, p) => Math.min(a, p.online), Infinity);
-    const text = `Now ${fmt(lp.online)}, peak ${fmt(peak)}, low ${fmt(low)}; ${plural(pts.length, "sample", "samples")} since ${hhmmss(pts[0].t)}.`;
-    desc.textContent = text;
-    $("#chart-summary").textContent = text;
-  }
-  box.replaceChildren(root);
+/** "Most ever online: N on DATE", from the history or a count (whichever is higher). */
+let shownRecord = null;
+function renderRecord(record) {
+  if (!Number.isFinite(record?.online) || !Number.isFinite(record?.at)) return;
+  if (shownRecord && shownRecord.online >= record.online) return;
+  shownRecord = { online: record.online, at: record.at };
+  const el = $("#record");
+  el.dataset.online = String(record.online);
+  el.dataset.at = String(record.at);
+  $("#record-online").textContent = fmt(record.online);
+  const t = $("#record-at");
+  t.dateTime = new Date(record.at).toISOString();
+  t.textContent = longDate(record.at);
+  t.title = new Date(record.at).toLocaleString();
+  el.hidden = false;
 }
 
 function cell(text, cls) {
@@ -312,13 +302,39 @@ function setup() {
       status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
     }
   });
-  $("#badge-img").addEventListener("error", () => setStatus("The badge failed to load.", true));
+  $("#badge-img").addEventListener("error", async () => {
+    // A site with "public": false refuses its badge (403 not_public): say so where the badge is.
+    const r = await fetch($("#badge-img").src, { cache: "no-store" }).catch(() => null);
+    await r?.body?.cancel();
+    if (r?.status === 403) $("#badge-note").textContent = 'This site does not publish its badge ("public": false in SITES).';
+    else setStatus("The badge failed to load.", true);
+  });
   let raf = 0;
   new ResizeObserver(() => {
     cancelAnimationFrame(raf);
     raf = requestAnimationFrame(renderChart);
   }).observe($("#chart"));
+  for (const b of document.querySelectorAll("button[data-range]")) b.addEventListener("click", () => setRange(b.dataset.range));
+  // Hover values: the step under the pointer; from the keyboard, arrows move along the steps.
+  const box = $("#chart");
+  box.addEventListener("pointermove", (e) => {
+    const i = chart?.pointAt(e.clientX) ?? -1;
+    if (i !== hover) { hover = i; renderChart(); }
+  });
+  box.addEventListener("pointerleave", () => { if (hover !== -1) { hover = -1; renderChart(); } });
+  box.addEventListener("keydown", (e) => {
+    const n = chart?.count ?? 0;
+    if (!n) return;
+    const moves = { ArrowLeft: -1, ArrowRight: 1, Home: -n, End: n };
+    if (!(e.key in moves)) return;
+    e.preventDefault();
+    hover = Math.min(n - 1, Math.max(0, (hover < 0 ? n - 1 : hover) + moves[e.key]));
+    renderChart();
+  });
+  box.addEventListener("blur", () => { if (hover !== -1) { hover = -1; renderChart(); } });
+  renderRangeButtons();
   renderChart();
+  loadHistory();
   watch();
 }
 
