@@ -121,7 +121,7 @@ test-npm: build tools-vite-app tools-bundler-apps
 
 .PHONY: test-client-files
 test-client-files:
-	@echo "==> suite: the client files under wrangler dev (content-hashed names, Cache-Control)"
+	@echo "==> suite: the client file under wrangler dev (one file, Cache-Control, CORS)"
 	@node --test --test-reporter=spec tests/client-cache.test.mjs
 
 test-dev:
