@@ -44,7 +44,18 @@ describe("demo in Chromium", () => {
   }
   async function page(ctx, path = "/") {
     const p = await ctx.newPage();
-    await p.goto(`${origin}${path}`);
+    // Which requests were still open if the load event never comes (seen under heavy CPU
+    // load, cause not yet found): the error names them.
+    const pending = new Set();
+    p.on("request", (r) => pending.add(r));
+    p.on("requestfinished", (r) => pending.delete(r));
+    p.on("requestfailed", (r) => pending.delete(r));
+    try {
+      await p.goto(`${origin}${path}`);
+    } catch (e) {
+      const open = [...pending].map((r) => `${r.method()} ${r.url()}`);
+      throw new Error(`${e.message}\n  requests still open: ${JSON.stringify(open)}`);
+    }
     return p;
   }
   async function api(path) {
