@@ -227,7 +227,11 @@ impl App {
             .filter(|(_, s)| !s.alerts.is_empty())
             .map(|(name, s)| (name.clone(), s.alert_rules()))
             .collect();
-        let recorder = Recorder::new(History::new(isolate, config.history, rules));
+        let mut history = History::new(isolate, config.history, rules);
+        if let Some(location) = &config.location {
+            history = history.with_location(location);
+        }
+        let recorder = Recorder::new(history);
         let limiter = RefCell::new(Limiter::new(config.limits, seed));
         Self {
             config,
