@@ -1,7 +1,7 @@
 //! History, records and spike alerts: online people over time, the day's peak, the most
 //! ever online, and webhooks when the count crosses a threshold.
 //!
-//! # Design (the numbers are in `docs/design.md`, "History: what it costs")
+//! # Design (the numbers are in `docs/design.md`, "History, records and alerts")
 //!
 //! Every isolate keeps a small ring of its own samples per site ([`History::observe`], one
 //! per count it computes: the site-wide count, so any isolate's samples are the site's):

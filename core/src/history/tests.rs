@@ -171,14 +171,21 @@ fn a_call_left_by_a_claimant_evicted_while_confirming_is_made_by_its_successor()
     assert!(sample(&a, &kv, clock.now_ms(), 11).1.is_empty());
     clock.advance(5_000);
     let fired_at = clock.now_ms();
-    assert!(sample(&a, &kv, fired_at, 11).1.is_empty(), "not yet confirmed");
+    assert!(
+        sample(&a, &kv, fired_at, 11).1.is_empty(),
+        "not yet confirmed"
+    );
     let st = Stored::decode(
         &block_on_ready(kv.get(&history_key("demo")))
             .expect("get")
             .expect("written"),
     )
     .expect("decodes");
-    assert_eq!(st.alerts[0].due, Some(11), "the firing is written, its call due");
+    assert_eq!(
+        st.alerts[0].due,
+        Some(11),
+        "the firing is written, its call due"
+    );
     // ...and is evicted. b, seeing the same crowd, takes over once the key is stale and
     // makes a's call: once, with a's firing time.
     drop(a);
