@@ -216,7 +216,7 @@ impl History {
     /// Takes a sample of `online` people on `site` at `now`; the record (with this sample)
     /// once the key has been read, else `None`. It also runs the site's alerts on it, from
     /// the states the key last showed: only the writer calls, but any isolate keeps a
-    /// crossing it saw, for the case that the writer has gone (see [`History::apply_read`]).
+    /// crossing it saw, for the case that the writer has gone (see `apply_read`).
     pub fn observe(&mut self, now: u64, site: &str, online: u64) -> Option<Mark> {
         let rules: Vec<AlertRule> = self.rules(site).to_vec();
         let s = self.sites.entry(site.to_owned()).or_default();
