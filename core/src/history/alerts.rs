@@ -1,6 +1,6 @@
 //! Spike alerts: when one fires, when it is armed again, and how its webhook call is
-//! retried. Only the site's history writer runs these rules (see [`super::writer`]), so that
-//! one crossing makes one call however many isolates saw it.
+//! retried. Every isolate runs these rules, but only the site's history writer calls (see
+//! [`super::writer`]), so that one crossing makes one call however many isolates saw it.
 
 use serde::{Deserialize, Serialize};
 

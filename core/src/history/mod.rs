@@ -14,12 +14,13 @@
 //! isolate's ring, so the part not yet written shows too. Steps are maxima, and merging
 //! takes the maximum, so every copy folds into every other without double counting.
 //!
-//! Only the writer runs the alerts ([`alerts`]). A firing is written to the key before its
-//! call goes out (so that a successor carries it on instead of calling again), and the call
-//! goes out only after a fresh read of the key still names this isolate and, for a writer
-//! that just claimed the key, [`HistoryConfig::confirm_ms`] after its claim (twice KV's
-//! lag: every rival that read the same stale key has written by then, and every location
-//! sees the same last claim): one webhook call per crossing however many isolates see it.
+//! Every isolate runs the alerts ([`alerts`]) on its samples; only the writer calls. A
+//! firing is written to the key before its call goes out (so that a successor carries it on
+//! instead of calling again), and the call goes out only after a fresh read of the key
+//! still names this isolate and, for a writer that just claimed the key,
+//! [`HistoryConfig::confirm_ms`] after its claim (twice KV's lag: every rival that read the
+//! same stale key has written by then, and every location sees the same last claim): one
+//! webhook call per crossing however many isolates see it.
 //!
 //! # Driver contract ([`Recorder`])
 //! - After each count computed for a request: [`Recorder::observe`] (synchronous, no I/O);
