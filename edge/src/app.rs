@@ -227,7 +227,11 @@ impl App {
             .filter(|(_, s)| !s.alerts.is_empty())
             .map(|(name, s)| (name.clone(), s.alert_rules()))
             .collect();
-        let recorder = Recorder::new(History::new(isolate, config.history, rules));
+        let mut history = History::new(isolate, config.history, rules);
+        if let Some(location) = &config.location {
+            history = history.with_location(location);
+        }
+        let recorder = Recorder::new(history);
         let limiter = RefCell::new(Limiter::new(config.limits, seed));
         Self {
             config,
@@ -1325,7 +1329,9 @@ mod tests {
         let visitors: Vec<String> = (0..4u8)
             .map(|i| herenow_core::protocol::visitor_id_from_random([i + 1; 16]))
             .collect();
-        for round in 0..20usize {
+        // 200 s: the first writer claims the key at the first beat, and a claim's first call
+        // waits twice KV's lag (120 s).
+        for round in 0..100usize {
             // Up to 4 people, one more each round, heartbeating to either isolate.
             for (i, v) in visitors.iter().enumerate().take(1 + round.min(3)) {
                 let app = &apps[(round + i) % 2];

@@ -230,7 +230,7 @@ impl Config {
     /// 120), `NEW_VISITORS_PER_IP_PER_MIN` (distinct visitors one IP may bring per minute,
     /// default 60), `DEBUG_STATS` (`1`: `/healthz` reports memory and state sizes),
     /// `HISTORY_WRITE_S` (how often the history writer rewrites a site's history, default
-    /// 1200: 72 scheduled writes a site a day, at most 100 with alerts), and per
+    /// 1200: 72 scheduled writes a site a day, at most 100 with alerts and takeovers), and per
     /// site the secrets `MEMBER_SECRET_<SITE>` and `READ_KEY_<SITE>` (each at least 32 bytes).
     ///
     /// # Errors

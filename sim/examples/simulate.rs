@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Instant;
 
+use herenow_core::history::budget::{self, BudgetReport, BudgetRun, TARGET_WRITES_PER_DAY};
 use herenow_sim::cli::{self, Options, SWEEP};
 use herenow_sim::free::{PROBE_MEASURE_MS, free_plan_max_visitors};
 use herenow_sim::{Report, Routing, Row, Scenario};
@@ -87,6 +88,12 @@ fn main() {
             rows.push((r, rs));
         }
     }
+    let budget = history_budget(opts.seed);
+    eprintln!(
+        "[{:>6.1} s] the history's KV budget: {} runs",
+        started.elapsed().as_secs_f64(),
+        budget.len()
+    );
     if opts.json {
         for (_, rs) in &rows {
             for row in rs {
@@ -96,14 +103,74 @@ fn main() {
                 }
             }
         }
+        for (name, run, r) in &budget {
+            println!("{}", budget_json(name, run, r));
+        }
     } else {
         print_tables(&rows, &opts);
+        println!(
+            "== history, records and alerts: KV writes per site per day (target ≤ {TARGET_WRITES_PER_DAY}), one simulated day, KV lag up to 60 s =="
+        );
+        for (name, _, r) in &budget {
+            println!("   {name}: {}", r.line());
+        }
     }
     eprintln!(
         "[{:>6.1} s] done (seed {})",
         started.elapsed().as_secs_f64(),
         opts.seed
     );
+}
+
+/// The history's KV budget (`herenow_core::history::budget`): one simulated day of one
+/// site at a 2,000-person peak with two alerts, at 20 isolates in 5 locations evicted
+/// every 2 h on average, and at 100 isolates in 20 locations evicted every 30 min. About a
+/// second in a release build.
+fn history_budget(seed: u64) -> Vec<(&'static str, BudgetRun, BudgetReport)> {
+    [
+        (
+            "20 isolates in 5 locations, evicted every 2 h",
+            20,
+            5,
+            7_200,
+        ),
+        (
+            "100 isolates in 20 locations, evicted every 30 min",
+            100,
+            20,
+            1_800,
+        ),
+    ]
+    .into_iter()
+    .map(|(name, isolates, locations, evict_mean_s)| {
+        let run = BudgetRun {
+            isolates,
+            locations,
+            evict_mean_s,
+            seed,
+            ..BudgetRun::default()
+        };
+        let report = budget::run(&run);
+        (name, run, report)
+    })
+    .collect()
+}
+
+/// One `--json` line of [`history_budget`]: `{"history_budget": {…}}`.
+fn budget_json(name: &str, run: &BudgetRun, r: &BudgetReport) -> serde_json::Value {
+    serde_json::json!({ "history_budget": {
+        "name": name,
+        "isolates": run.isolates,
+        "locations": run.locations,
+        "evict_mean_s": run.evict_mean_s,
+        "writes_per_day": r.writes_per_day,
+        "max_writes_in_a_day": r.max_writes_in_a_day,
+        "target_writes_per_day": TARGET_WRITES_PER_DAY,
+        "pass": r.max_writes_in_a_day <= TARGET_WRITES_PER_DAY,
+        "reads_per_day": r.reads_per_day,
+        "alert_calls": r.alert_calls,
+        "crossings": r.expected_calls,
+    }})
 }
 
 /// The runs the options ask for.

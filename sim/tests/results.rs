@@ -209,6 +209,23 @@ fn a_json_line_parses_and_has_every_field() {
         .collect();
     let designs: Vec<&str> = lines.iter().filter_map(|v| v["design"].as_str()).collect();
     assert_eq!(designs, ["naive", "metadata", "herenow"]);
+    // The history's KV budget, beside its target, for both of its runs.
+    let budget: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter_map(|v| v.get("history_budget"))
+        .collect();
+    assert_eq!(budget.len(), 2, "{text}");
+    for b in budget {
+        assert_eq!(b["target_writes_per_day"], 100);
+        assert_eq!(b["pass"], true, "{b}");
+        assert!(
+            b["max_writes_in_a_day"]
+                .as_u64()
+                .is_some_and(|n| (1..=100).contains(&n)),
+            "{b}"
+        );
+        assert!(b["alert_calls"].as_u64() <= b["crossings"].as_u64(), "{b}");
+    }
     let h = &lines[2];
     for field in [
         "scenario",

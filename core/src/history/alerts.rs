@@ -1,6 +1,6 @@
 //! Spike alerts: when one fires, when it is armed again, and how its webhook call is
-//! retried. Only the site's history writer runs these rules (see [`super::writer`]), so that
-//! one crossing makes one call however many isolates saw it.
+//! retried. Every isolate runs these rules, but only the site's history writer calls (see
+//! [`super::writer`]), so that one crossing makes one call however many isolates saw it.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,11 @@ pub struct AlertState {
     pub above: u64,
     /// When it fired last, Unix ms, while it is silent.
     pub fired_at: Option<u64>,
+    /// People online at the firing, while its call is still to be made: a writer that has
+    /// just claimed the key writes this and waits for its claim's confirmation, so that a
+    /// successor makes the call if it is evicted meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<u64>,
 }
 
 /// A webhook call the edge must make: `index` is the alert's place in the site's
@@ -72,12 +77,14 @@ pub fn step(rule: &AlertRule, state: &mut AlertState, now: u64, online: u64) -> 
     match state.fired_at {
         None if online > rule.above => {
             state.fired_at = Some(now);
+            state.due = None;
             true
         }
         None => false,
         Some(at) => {
             if online < rule.above && now >= at.saturating_add(rule.cooldown_ms) {
                 state.fired_at = None;
+                state.due = None;
             }
             false
         }
@@ -98,6 +105,7 @@ pub fn states_for(rules: &[AlertRule], stored: &[AlertState]) -> Vec<AlertState>
                 .unwrap_or(AlertState {
                     above: r.above,
                     fired_at: None,
+                    due: None,
                 })
         })
         .collect()
@@ -116,6 +124,7 @@ mod tests {
         let mut s = AlertState {
             above: 10,
             fired_at: None,
+            due: None,
         };
         assert!(!step(&rule, &mut s, 0, 10), "at the threshold is not above");
         assert!(step(&rule, &mut s, 1, 11));
@@ -157,10 +166,12 @@ mod tests {
             AlertState {
                 above: 50,
                 fired_at: Some(7),
+                due: None,
             },
             AlertState {
                 above: 9,
                 fired_at: Some(8),
+                due: None,
             },
         ];
         let s = states_for(&rules, &stored);

@@ -11,8 +11,7 @@ use super::alerts::{self, AlertRule, AlertState};
 use super::{History, HistoryConfig, Recorder};
 use crate::store::{ListPage, ManualClock, Store, StoreError, block_on_ready};
 
-/// The budget: history, records and alerts together, per site and day.
-pub const TARGET_WRITES_PER_DAY: u64 = 100;
+pub use super::writer::TARGET_WRITES_PER_DAY;
 
 /// One simulated site.
 #[derive(Debug, Clone)]
@@ -224,13 +223,16 @@ pub fn run(cfg: &BudgetRun) -> BudgetReport {
     };
     let mut rng = Rng(cfg.seed);
     let mut started = 0u64;
-    let make = |started: &mut u64| {
+    // Isolate n serves location n % locations; its replacement after an eviction too.
+    let make = |started: &mut u64, n: usize| {
         *started += 1;
         let mut rules = HashMap::new();
         rules.insert("site".to_owned(), cfg.alerts.clone());
-        Recorder::new(History::new(&format!("iso-{started}"), cfg.config, rules))
+        let history = History::new(&format!("iso-{started}"), cfg.config, rules)
+            .with_location(&format!("loc-{}", n % cfg.locations.max(1)));
+        Recorder::new(history)
     };
-    let mut isolates: Vec<Recorder> = (0..cfg.isolates).map(|_| make(&mut started)).collect();
+    let mut isolates: Vec<Recorder> = (0..cfg.isolates).map(|n| make(&mut started, n)).collect();
     let mut oracle: Vec<AlertState> = alerts::states_for(&cfg.alerts, &[]);
     let (mut calls, mut expected) = (0u64, 0u64);
     let mut writes_by_day = vec![0u64; cfg.days as usize];
@@ -248,7 +250,7 @@ pub fn run(cfg: &BudgetRun) -> BudgetReport {
         let writes_before = kv.writes.get();
         for (n, iso) in isolates.iter_mut().enumerate() {
             if rng.chance(evict_p) {
-                *iso = make(&mut started);
+                *iso = make(&mut started, n);
             }
             let share = beats as f64 / cfg.isolates.max(1) as f64;
             if !rng.chance(share.min(1.0)) {

@@ -1,7 +1,7 @@
 //! History, records and spike alerts: online people over time, the day's peak, the most
 //! ever online, and webhooks when the count crosses a threshold.
 //!
-//! # Design (the numbers are in `docs/design.md`, "History: what it costs")
+//! # Design (the numbers are in `docs/design.md`, "History, records and alerts")
 //!
 //! Every isolate keeps a small ring of its own samples per site ([`History::observe`], one
 //! per count it computes: the site-wide count, so any isolate's samples are the site's):
@@ -14,10 +14,13 @@
 //! isolate's ring, so the part not yet written shows too. Steps are maxima, and merging
 //! takes the maximum, so every copy folds into every other without double counting.
 //!
-//! Only the writer runs the alerts ([`alerts`]), and it fires only after a fresh read of
-//! the key still names it (and, for a writer that just claimed the key, at least
-//! [`CONFIRM_MS`] after its claim, so that a rival claiming at the same time has written by
-//! then): one webhook call per crossing however many isolates see it.
+//! Every isolate runs the alerts ([`alerts`]) on its samples; only the writer calls. A
+//! firing is written to the key before its call goes out (so that a successor carries it on
+//! instead of calling again), and the call goes out only after a fresh read of the key
+//! still names this isolate and, for a writer that just claimed the key,
+//! [`HistoryConfig::confirm_ms`] after its claim (twice KV's lag: every rival that read the
+//! same stale key has written by then, and every location sees the same last claim): one
+//! webhook call per crossing however many isolates see it.
 //!
 //! # Driver contract ([`Recorder`])
 //! - After each count computed for a request: [`Recorder::observe`] (synchronous, no I/O);
@@ -47,13 +50,8 @@ use alerts::{AlertDue, AlertRule, AlertState};
 use stored::{
     FIVE_MINUTES_MS, Fives, HISTORY_TTL_S, HOUR_MS, MINUTE_MS, Mark, Minutes, Stored, history_key,
 };
-pub use writer::HistoryConfig;
 use writer::Role;
-
-/// A writer that has just claimed a site's key fires its first alert no sooner than this
-/// after the claim: a rival that read the same stale key has written its own claim by then
-/// (KV takes one write a second per key), and the next read says which claim won.
-pub const CONFIRM_MS: u64 = 1_000;
+pub use writer::{HistoryConfig, KV_LAG_MS, TARGET_WRITES_PER_DAY};
 
 /// After a failed write of the key, the next try waits this long (a write that fails is
 /// billed too).
@@ -170,6 +168,7 @@ struct SiteHistory {
 #[derive(Debug)]
 pub struct History {
     isolate: String,
+    location: Option<String>,
     config: HistoryConfig,
     rules: HashMap<String, Vec<AlertRule>>,
     sites: HashMap<String, SiteHistory>,
@@ -186,10 +185,19 @@ impl History {
     ) -> Self {
         Self {
             isolate: isolate.to_owned(),
+            location: None,
             config,
             rules,
             sites: HashMap::new(),
         }
+    }
+
+    /// The same history, at location `location` (as the presence engine names it): the
+    /// writer's location takes over first when the writer goes ([`writer`]).
+    #[must_use]
+    pub fn with_location(mut self, location: &str) -> Self {
+        self.location = Some(location.to_owned());
+        self
     }
 
     fn rules(&self, site: &str) -> &[AlertRule] {
@@ -197,15 +205,21 @@ impl History {
     }
 
     fn role(&self, site: &SiteHistory, now: u64) -> Role {
-        writer::role(&self.config, &self.isolate, site.stored.as_ref(), now)
+        writer::role(
+            &self.config,
+            &self.isolate,
+            self.location.as_deref(),
+            site.stored.as_ref(),
+            now,
+        )
     }
 
     /// Takes a sample of `online` people on `site` at `now`; the record (with this sample)
-    /// once the key has been read, else `None`. The writer (or a candidate writer) also runs
-    /// the site's alerts on it.
+    /// once the key has been read, else `None`. It also runs the site's alerts on it, from
+    /// the states the key last showed: only the writer calls, but any isolate keeps a
+    /// crossing it saw, for the case that the writer has gone (see `apply_read`).
     pub fn observe(&mut self, now: u64, site: &str, online: u64) -> Option<Mark> {
         let rules: Vec<AlertRule> = self.rules(site).to_vec();
-        let role = self.sites.get(site).map(|s| self.role(s, now));
         let s = self.sites.entry(site.to_owned()).or_default();
         s.ring.put(now, online);
         if online > 0 {
@@ -215,7 +229,7 @@ impl History {
             s.unwritten = true;
         }
         let known = s.read_at.is_some();
-        if known && matches!(role, Some(Role::Writer | Role::Candidate)) {
+        if known {
             if s.alerts.len() != rules.len() {
                 s.alerts = alerts::states_for(&rules, &s.alerts);
             }
@@ -230,8 +244,8 @@ impl History {
                         at: now,
                     });
                 }
-                // A firing is written soon (a successor must not fire again); being armed
-                // again waits for the next scheduled write.
+                // A firing is written at once, before its call (a successor must not fire
+                // again); being armed again waits for the next scheduled write.
                 s.alerts_changed |= before.fired_at.is_none() && state.fired_at.is_some();
             }
         }
@@ -239,7 +253,8 @@ impl History {
     }
 
     /// Whether `site` has I/O due at `now`: a read (never done, or older than
-    /// [`HistoryConfig::read_ms`]), alerts waiting, or a write this isolate owes.
+    /// [`HistoryConfig::read_ms`]), alerts waiting past a claim's confirmation, or a write
+    /// this isolate owes.
     fn due(&self, now: u64, site: &str) -> bool {
         let Some(s) = self.sites.get(site) else {
             return false;
@@ -249,7 +264,9 @@ impl History {
         }
         s.read_at
             .is_none_or(|r| now >= r.saturating_add(self.config.read_ms))
-            || !s.pending.is_empty()
+            || (!s.pending.is_empty()
+                && self.role(s, now) == Role::Writer
+                && self.confirmed(s, now))
             || self.write_due(s, now)
     }
 
@@ -258,16 +275,28 @@ impl History {
             return false;
         }
         let since = |ms: u64| s.last_write.is_none_or(|w| now >= w.saturating_add(ms));
+        let stored = s.stored.as_ref();
         match self.role(s, now) {
             Role::Writer => {
-                (s.unwritten && since(self.config.write_ms))
-                    || (s.alerts_changed && since(self.config.spacing_ms))
+                let left_due = !s.pending.is_empty()
+                    && self.confirmed(s, now)
+                    && stored.is_some_and(|st| st.alerts.iter().any(|a| a.due.is_some()));
+                (s.unwritten && since(self.config.write_ms) && self.config.within_pace(stored, now))
+                    || ((s.alerts_changed || left_due) && self.config.within_cap(stored, now))
             }
             Role::Candidate => {
-                (s.unwritten || !s.pending.is_empty()) && since(self.config.spacing_ms)
+                (s.unwritten || !s.pending.is_empty())
+                    && since(self.config.spacing_ms)
+                    && self.config.within_pace(stored, now)
             }
             Role::Reader => false,
         }
+    }
+
+    /// Whether a claim of the key by this isolate is old enough for its alerts to go out.
+    fn confirmed(&self, s: &SiteHistory, now: u64) -> bool {
+        s.claimed_at
+            .is_none_or(|c| now >= c.saturating_add(self.config.confirm_ms))
     }
 
     /// Sites with I/O due at `now`.
@@ -283,8 +312,12 @@ impl History {
         due
     }
 
-    /// Applies a fresh read of the key. Another isolate named in it (and not stale) makes
-    /// this one a reader: its alerts take the stored states, its waiting alerts are dropped.
+    /// Applies a fresh read of the key. Another isolate named in it makes this one's alerts
+    /// take the stored states. A crossing this isolate saw stays waiting only while the key
+    /// shows that alert armed and has not been written since the crossing: had the writer
+    /// seen it, it would have written the firing at once. So a crossing that came while the
+    /// writer was gone (evicted, before the key is stale) is called late by whoever takes
+    /// over, rather than lost.
     fn apply_read(&mut self, now: u64, site: &str, bytes: Option<&[u8]>) {
         let rules: Vec<AlertRule> = self.rules(site).to_vec();
         let isolate = self.isolate.clone();
@@ -294,27 +327,52 @@ impl History {
         let mine = s.stored.as_ref().is_some_and(|st| st.writer == isolate);
         if !mine {
             s.claimed_at = None;
-            let stored_alerts = s.stored.as_ref().map_or(&[][..], |st| &st.alerts[..]);
-            s.alerts = alerts::states_for(&rules, stored_alerts);
-            s.alerts_changed = false;
+            let (stored_alerts, written_at) = s
+                .stored
+                .as_ref()
+                .map_or((&[][..], 0), |st| (&st.alerts[..], st.written_at));
+            let mut states = alerts::states_for(&rules, stored_alerts);
+            s.pending.retain(|p| {
+                written_at < p.at && states.get(p.index).is_some_and(|st| st.fired_at.is_none())
+            });
+            for p in &s.pending {
+                if let Some(st) = states.get_mut(p.index) {
+                    st.fired_at = Some(p.at);
+                }
+            }
+            s.alerts = states;
+            s.alerts_changed = !s.pending.is_empty();
         }
-        if self.role(&self.sites[site], now) == Role::Reader
+        // A call its writer left to make (evicted while confirming its claim): whoever takes
+        // over makes it.
+        let site_now = &self.sites[site];
+        if self.role(site_now, now) == Role::Candidate
             && let Some(s) = self.sites.get_mut(site)
         {
-            s.pending.clear();
+            for (index, st) in s.alerts.iter().enumerate() {
+                if let (Some(online), Some(at)) = (st.due, st.fired_at)
+                    && !s.pending.iter().any(|p| p.index == index)
+                {
+                    s.pending.push(AlertDue {
+                        site: site.to_owned(),
+                        index,
+                        online,
+                        threshold: st.above,
+                        at,
+                    });
+                }
+            }
         }
     }
 
-    /// The alerts that may go out now: this isolate is the writer by its fresh read, and
-    /// past the confirmation delay of a claim.
+    /// The alerts that may go out now: this isolate is the writer by its fresh read (which
+    /// has just written their firing, if the day's cap allowed), and past the confirmation
+    /// delay of a claim.
     fn take_fired(&mut self, now: u64, site: &str) -> Vec<AlertDue> {
         let Some(s) = self.sites.get(site) else {
             return Vec::new();
         };
-        let confirmed = s
-            .claimed_at
-            .is_none_or(|c| now >= c.saturating_add(CONFIRM_MS));
-        if self.role(s, now) != Role::Writer || !confirmed {
+        if self.role(s, now) != Role::Writer || !self.confirmed(s, now) {
             return Vec::new();
         }
         self.sites
@@ -346,8 +404,24 @@ impl History {
         };
         next.merge_samples(&mine);
         next.writer.clone_from(&self.isolate);
+        next.location.clone_from(&self.location);
         next.written_at = now;
         next.alerts.clone_from(&s.alerts);
+        // Calls still to be made after this write (a claim's, until confirmed) are written as
+        // due; the others are made right after it.
+        let calls_wait = self.role(s, now) != Role::Writer || !self.confirmed(s, now);
+        for a in &mut next.alerts {
+            a.due = None;
+        }
+        if calls_wait {
+            for p in &s.pending {
+                if let Some(a) = next.alerts.get_mut(p.index) {
+                    a.due = Some(p.online);
+                }
+            }
+        }
+        let today = now / stored::DAY_MS;
+        next.day_writes = [today, next.writes_on(today) + 1];
         Some(next)
     }
 

@@ -100,6 +100,14 @@ pub(crate) struct Stored {
     /// The alerts' states.
     #[serde(default)]
     pub alerts: Vec<AlertState>,
+    /// The writer's location (`None`: unknown): isolates there take over first, since they
+    /// see its writes without KV's lag between locations.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// `[UTC day, writes of the key that day]`: the daily budget as the writers count it
+    /// ([`super::writer::HistoryConfig::day_cap`]).
+    #[serde(default)]
+    pub day_writes: [u64; 2],
 }
 
 impl Stored {
@@ -112,6 +120,15 @@ impl Stored {
     /// The bytes to store.
     pub(crate) fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Writes of the key counted on UTC day `day`.
+    pub(crate) fn writes_on(&self, day: u64) -> u64 {
+        if self.day_writes[0] == day {
+            self.day_writes[1]
+        } else {
+            0
+        }
     }
 
     /// Folds another copy in (a predecessor's or a rival writer's): steps by maximum,
