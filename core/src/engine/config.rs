@@ -65,7 +65,7 @@ impl EngineConfig {
     /// The `Retry-After` a store failure is answered with, in seconds: one heartbeat
     /// interval rounded up, from 1 to [`crate::store::STORE_RETRY_AFTER_S`]. A client that
     /// honours it stays away no longer than between two heartbeats, so it is back inside
-    /// the window once the store is (5 s with the default 15 s interval; 1 s for windows
+    /// the window once the store is (5 s with the default 60 s interval; 1 s for windows
     /// of 4 s and less, where a fixed 5 s would outlast the window).
     #[must_use]
     pub fn store_retry_after_s(&self) -> u32 {
