@@ -169,7 +169,7 @@ load-memory: build-edge
 	@node tests/load-memory.mjs $(TABS)
 
 # Issue 15: KV ops per request of 4 isolates of one location in workerd vs the simulation for
-# the same load, within 25 % (random and sticky routing, 2 min of load each, ~6 min).
+# the same load, within 25 % (random and sticky routing, 4 min of load each, ~10 min).
 kvops-agree: build-edge
 	@node tests/kvops-agree.mjs
 

@@ -525,6 +525,35 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_and_the_readmes_free_plan_settings_are_valid() {
+        // wrangler.toml sets WINDOW_S 150 and leaves HEARTBEAT_S to its default, 60 s.
+        let c = cfg(&[("SITES", SITES), ("WINDOW_S", "150")]).expect("valid");
+        assert_eq!(
+            (c.engine.window_ms, c.engine.heartbeat_ms),
+            (150_000, 60_000)
+        );
+        assert_eq!(c.engine, cfg(&[("SITES", SITES)]).expect("valid").engine);
+        // README › What the plans hold: the settings that hold 50 people on Workers Free.
+        let c = cfg(&[
+            ("SITES", SITES),
+            ("HEARTBEAT_S", "90"),
+            ("WINDOW_S", "225"),
+            ("SOLO_DELAY_S", "600"),
+            ("LEASE_S", "1800"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (
+                c.engine.heartbeat_ms,
+                c.engine.window_ms,
+                c.engine.solo_delay_ms,
+                c.engine.lease_ms
+            ),
+            (90_000, 225_000, 600_000, 1_800_000)
+        );
+    }
+
+    #[test]
     fn short_window_scales_the_rest() {
         let c = cfg(&[("SITES", SITES), ("WINDOW_S", "2")]).expect("valid");
         assert_eq!(c.engine.window_ms, 2000);

@@ -187,6 +187,11 @@ fn bad_flags_exit_2_with_a_clear_message() {
         &["--measure-min"],
         &["--move-prob", "2"],
         &["--heartbeat-s", "150"],
+        &["--locations", "0"],
+        &["--visitors", "many"],
+        &["--sample-s", "0"],
+        &["--warmup-s", "-5"],
+        &["--measure-s", "0"],
     ] {
         let out = Command::new(example())
             .args(args)
@@ -225,6 +230,39 @@ fn bad_flags_exit_2_with_a_clear_message() {
     assert_eq!(
         (sc.engine.heartbeat_ms, sc.engine.window_ms),
         (60_000, 180_000)
+    );
+    // The flags the edge-vs-simulation check (tests/kvops-agree.mjs) passes.
+    let ok = cli::parse(
+        [
+            "--only",
+            "small",
+            "--locations",
+            "1",
+            "--visitors",
+            "120",
+            "--no-evictions",
+            "--sample-s",
+            "30",
+            "--warmup-s",
+            "270",
+            "--measure-s",
+            "120",
+            "--solo-delay-s",
+            "600",
+            "--lease-s",
+            "1800",
+        ]
+        .map(String::from),
+    )
+    .expect("good flags");
+    assert_eq!(ok.measure_min, Some(2.0));
+    let sc = ok.apply(Scenario::small());
+    assert_eq!((sc.locations, sc.visitors), (1, 120));
+    assert_eq!((sc.sample_every_ms, sc.warmup_ms), (30_000, 270_000));
+    assert!(sc.isolate_lifetime_ms > 365 * 24 * 3_600_000);
+    assert_eq!(
+        (sc.engine.solo_delay_ms, sc.engine.lease_ms),
+        (600_000, 1_800_000)
     );
 }
 
