@@ -410,8 +410,10 @@ async function main() {
     cleanups.push(() => c.mf.dispose());
     say(`KV operations under churn: ${L.visitors} visitors, ${L.isolates} isolates of one location, routing ${routing}, `
       + `${L.warmupS} s warm-up + ${L.measureS} s measured`);
-    const res = await runLoad(c, { ...L, routing, memberSecret: MEMBER_SECRET, onProgress: (line) => say(`  ${line}`) });
-    res.sim = `make simulate ARGS="${simulationArgs({ ...L, routing, moveProb: 0.02, windowS: 60, heartbeatS: 15, seed: 1 }).join(" ")}"`;
+    // The engine's defaults (edge/src/config.rs), which the edge runs here: the load's model
+    // of the window and the simulation command follow them.
+    const res = await runLoad(c, { ...L, routing, heartbeatS: 60, windowS: 150, memberSecret: MEMBER_SECRET, onProgress: (line) => say(`  ${line}`) });
+    res.sim = `make simulate ARGS="${simulationArgs({ ...L, routing, moveProb: 0.02, windowS: 150, heartbeatS: 60, seed: 1 }).join(" ")}"`;
     res.lastFailure = c.lastFailure.why;
     ops.load.push(res);
     const pr = res.perRequest;

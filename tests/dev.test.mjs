@@ -31,7 +31,7 @@ const beatFrom = (origin, visitor = randomUUID(), route = "heartbeat") => fetch(
 
 test("make dev ORIGINS=… serves the demo, allows those origins, and the count is live in Chromium", async () => {
   assert.ok(await portFree(), "port 8787 is busy: stop the running `make dev` first");
-  const child = spawnGroup("make", ["--no-print-directory", "dev", `ORIGINS=${EXTRA.join(" ")}`], { cwd: ROOT });
+  const child = spawnGroup("make", ["--no-print-directory", "dev", `ORIGINS=${EXTRA.join(" ")}`, "HEARTBEAT_S=5"], { cwd: ROOT });
   const browser = await launch();
   try {
     await child.waitFor(() => fetch(`${ORIGIN}/healthz`).then((r) => r.ok, () => false), 180_000, "make dev");
@@ -65,8 +65,8 @@ test("make dev ORIGINS=… serves the demo, allows those origins, and the count 
     const pb = await b.newPage();
     await pb.goto(`${ORIGIN}/`);
     await pb.waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.textContent) === n, [ONLINE, n1 + 1], { timeout: 15_000 });
-    // The first browser sees the second at its next heartbeat (15 s by default).
-    await pa.waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.textContent) === n, [ONLINE, n1 + 1], { timeout: 25_000 });
+    // The first browser sees the second at its next heartbeat (5 s, set above; 60 s deployed).
+    await pa.waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.textContent) === n, [ONLINE, n1 + 1], { timeout: 15_000 });
     await a.close();
     await b.close();
   } finally {

@@ -309,7 +309,8 @@ describe("KV use", () => {
   test("a record whose summary lists many long page paths is stored (metadata within KV's 1,024 bytes)", async () => {
     // KV counts metadata after serialising it: sent as a string it is escaped again and a
     // summary near the budget is refused with 413, so no record is ever written.
-    const mf = await startWorker({ vars: { WINDOW_S: "60", SOLO_DELAY_S: "1" } });
+    // 150 new visitors from one address in a second: past the default 60 a minute, so raised.
+    const mf = await startWorker({ vars: { WINDOW_S: "60", SOLO_DELAY_S: "1", NEW_VISITORS_PER_IP_PER_MIN: "1000" } });
     try {
       const kv = await mf.getKVNamespace("PRESENCE");
       const n = 150;

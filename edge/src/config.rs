@@ -218,11 +218,11 @@ impl Config {
     /// Builds the config from settings looked up by name (`get("SITES")` etc.).
     ///
     /// Settings: `SITES` (JSON: `{"name":{"origins":["https://…"]}}`), `WINDOW_S`
-    /// (presence window, default 60), `HEARTBEAT_S` (default a quarter of the window, at
-    /// most 15), `FLUSH_S` (least time between record writes, default 1), `LEASE_S` (how
+    /// (presence window, default 150), `HEARTBEAT_S` (default 60 with the default window,
+    /// else a quarter of the window), `FLUSH_S` (least time between record writes, default 1), `LEASE_S` (how
     /// long a record vouches for its tabs, default 300), `REFRESH_MS` (how long a merged
     /// view is reused, default 500), `REMOTE_DELAY_S` (publishing delay when only other
-    /// locations are active, default 5), `SOLO_DELAY_S` (publishing delay when no other
+    /// locations are active, default 10), `SOLO_DELAY_S` (publishing delay when no other
     /// isolate is active, default 180), `LOCATION` (this isolate's location name, default
     /// the data center), `BODY_TIMEOUT_S` (how long a request body may take to arrive,
     /// default 10), `RATE_IP_PER_MIN` (API requests per IP per minute,
@@ -525,6 +525,35 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_and_the_readmes_free_plan_settings_are_valid() {
+        // wrangler.toml sets WINDOW_S 150 and leaves HEARTBEAT_S to its default, 60 s.
+        let c = cfg(&[("SITES", SITES), ("WINDOW_S", "150")]).expect("valid");
+        assert_eq!(
+            (c.engine.window_ms, c.engine.heartbeat_ms),
+            (150_000, 60_000)
+        );
+        assert_eq!(c.engine, cfg(&[("SITES", SITES)]).expect("valid").engine);
+        // README › What the plans hold: the settings that hold 50 people on Workers Free.
+        let c = cfg(&[
+            ("SITES", SITES),
+            ("HEARTBEAT_S", "90"),
+            ("WINDOW_S", "225"),
+            ("SOLO_DELAY_S", "600"),
+            ("LEASE_S", "1800"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (
+                c.engine.heartbeat_ms,
+                c.engine.window_ms,
+                c.engine.solo_delay_ms,
+                c.engine.lease_ms
+            ),
+            (90_000, 225_000, 600_000, 1_800_000)
+        );
+    }
+
+    #[test]
     fn short_window_scales_the_rest() {
         let c = cfg(&[("SITES", SITES), ("WINDOW_S", "2")]).expect("valid");
         assert_eq!(c.engine.window_ms, 2000);
@@ -545,7 +574,7 @@ mod tests {
             (&[("SITES", r#"{"demo":{"origin":[]}}"#)], "SITES"),
             (&[("SITES", SITES), ("WINDOW_S", "abc")], "WINDOW_S"),
             (&[("SITES", SITES), ("WINDOW_S", "0.5")], "WINDOW_S"),
-            (&[("SITES", SITES), ("HEARTBEAT_S", "90")], "HEARTBEAT_S"),
+            (&[("SITES", SITES), ("HEARTBEAT_S", "150")], "HEARTBEAT_S"),
             (&[("SITES", SITES), ("FLUSH_S", "0.1")], "FLUSH_S"),
             (&[("SITES", SITES), ("LEASE_S", "5")], "LEASE_S"),
             // Regression: no room left for the handoff margin is the heartbeat's fault,

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use herenow_core::history::budget::{self, BudgetReport, BudgetRun, TARGET_WRITES_PER_DAY};
 use herenow_sim::cli::{self, Options, SWEEP};
-use herenow_sim::free::{PROBE_MEASURE_MS, free_plan_max_visitors};
+use herenow_sim::free::{FreePlan, PROBE_MEASURE_MS, free_plan_search};
 use herenow_sim::{Report, Routing, Row, Scenario};
 
 /// Measure times of the full run's sweeps, chosen to keep it near 10 minutes on 2 cores
@@ -56,7 +56,7 @@ fn main() {
         .unzip();
     // The free plan's figure: always at one isolate (cached per settings), for every row
     // with --free-plan.
-    let mut free: HashMap<(usize, Routing), [f64; 3]> = HashMap::new();
+    let mut free: HashMap<(usize, Routing), [FreePlan; 3]> = HashMap::new();
     for (job, _) in jobs.iter().zip(&reports) {
         let i = job.sc.isolates_per_location;
         if i == 1 || opts.free_plan {
@@ -70,7 +70,7 @@ fn main() {
                         routing.name()
                     );
                     let t = job.sc.clone().with_routing(routing, opts.move_prob);
-                    free_plan_max_visitors(&t, opts.seed, PROBE_MEASURE_MS)
+                    free_plan_search(&t, opts.seed, PROBE_MEASURE_MS)
                 });
             }
         }
@@ -83,7 +83,7 @@ fn main() {
             let i = job.sc.isolates_per_location;
             let f = free.get(&(i, if i == 1 { Routing::Random } else { routing }));
             let rs = (0..3)
-                .map(|d| r.row(d, opts.seed, f.map(|f| f[d])))
+                .map(|d| r.row(d, opts.seed, f.map(|f| &f[d])))
                 .collect();
             rows.push((r, rs));
         }
@@ -405,8 +405,9 @@ fn targets(g: &[&(Report, Vec<Row>)]) -> Vec<String> {
         }
     } else if let Some(f) = h[0].free_plan_max_visitors {
         t.push(format!(
-            "[{}] free plan ≥ 50 people online around the clock (small site, these settings): {f:.1}",
-            pass(f >= 50.0)
+            "[{}] free plan ≥ 50 people online around the clock (small site, these settings): {f:.1} (more would go over the daily {})",
+            pass(f >= 50.0),
+            h[0].free_plan_limits.as_ref().map_or_else(|| "–".into(), |l| l.join(" and "))
         ));
     }
     for r in &h {

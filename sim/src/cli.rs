@@ -29,6 +29,20 @@ pub struct Options {
     pub window_s: Option<f64>,
     /// KV lag bound, in seconds.
     pub lag_s: Option<u64>,
+    /// Publishing delay (and listing interval) when no other isolate is active, in seconds.
+    pub solo_delay_s: Option<f64>,
+    /// How long a record vouches for its tabs without a rewrite, in seconds.
+    pub lease_s: Option<f64>,
+    /// Locations (overrides the scenario's).
+    pub locations: Option<usize>,
+    /// Visits in progress on average (overrides the scenario's).
+    pub visitors: Option<u64>,
+    /// No isolate evictions (as in a short run against real workers).
+    pub no_evictions: bool,
+    /// Seconds between count samples (overrides the scenario's).
+    pub sample_s: Option<f64>,
+    /// Seconds simulated before measuring (overrides the scenario's).
+    pub warmup_s: Option<f64>,
     /// Engine settings for experiments.
     pub remote_delay_ms: Option<u64>,
     /// Engine settings for experiments.
@@ -57,6 +71,13 @@ impl Default for Options {
             heartbeat_s: None,
             window_s: None,
             lag_s: None,
+            solo_delay_s: None,
+            lease_s: None,
+            locations: None,
+            visitors: None,
+            no_evictions: false,
+            sample_s: None,
+            warmup_s: None,
             remote_delay_ms: None,
             join_delay_ms: None,
             json: false,
@@ -82,8 +103,9 @@ impl std::error::Error for CliError {}
 
 /// The usage text.
 pub const USAGE: &str = "usage: simulate [--only small|medium|large] [--isolates N] \
-[--routing random|sticky] [--move-prob P] [--measure-min N] [--seed N] [--heartbeat-s N] \
-[--window-s N] [--lag-s N] [--remote-delay-ms N] [--join-delay-ms N] [--json] [--diagnose] \
+[--routing random|sticky] [--move-prob P] [--measure-min N | --measure-s N] [--seed N] \
+[--locations N] [--visitors N] [--no-evictions] [--sample-s N] [--warmup-s N] [--heartbeat-s N] \
+[--window-s N] [--solo-delay-s N] [--lease-s N] [--lag-s N] [--remote-delay-ms N] [--join-delay-ms N] [--json] [--diagnose] \
 [--free-plan] [--jobs N]";
 
 fn value<T: std::str::FromStr>(
@@ -159,6 +181,48 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, CliError
                     "minutes, above 0, at most a week",
                 )?);
             }
+            Long("measure-s") => {
+                let s: f64 = value(
+                    &mut p,
+                    "--measure-s",
+                    |x: &f64| *x > 0.0 && *x <= 7.0 * 24.0 * 3_600.0,
+                    "seconds, above 0, at most a week",
+                )?;
+                o.measure_min = Some(s / 60.0);
+            }
+            Long("locations") => {
+                o.locations = Some(value(
+                    &mut p,
+                    "--locations",
+                    |n: &usize| (1..=1_000).contains(n),
+                    "1 to 1000",
+                )?);
+            }
+            Long("visitors") => {
+                o.visitors = Some(value(
+                    &mut p,
+                    "--visitors",
+                    |n: &u64| (1..=1_000_000).contains(n),
+                    "1 to 1000000",
+                )?);
+            }
+            Long("no-evictions") => o.no_evictions = true,
+            Long("sample-s") => {
+                o.sample_s = Some(value(
+                    &mut p,
+                    "--sample-s",
+                    |x: &f64| *x >= 0.1 && *x <= 3_600.0,
+                    "seconds from 0.1 to 3600",
+                )?);
+            }
+            Long("warmup-s") => {
+                o.warmup_s = Some(value(
+                    &mut p,
+                    "--warmup-s",
+                    |x: &f64| *x >= 0.0 && *x <= 24.0 * 3_600.0,
+                    "seconds from 0 to a day",
+                )?);
+            }
             Long("seed") => o.seed = value(&mut p, "--seed", |_| true, "an integer")?,
             Long("heartbeat-s") => {
                 o.heartbeat_s = Some(value(
@@ -172,6 +236,22 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, CliError
                 o.window_s = Some(value(
                     &mut p,
                     "--window-s",
+                    |x: &f64| *x > 0.0,
+                    "seconds above 0",
+                )?);
+            }
+            Long("solo-delay-s") => {
+                o.solo_delay_s = Some(value(
+                    &mut p,
+                    "--solo-delay-s",
+                    |x: &f64| *x > 0.0,
+                    "seconds above 0",
+                )?);
+            }
+            Long("lease-s") => {
+                o.lease_s = Some(value(
+                    &mut p,
+                    "--lease-s",
                     |x: &f64| *x > 0.0,
                     "seconds above 0",
                 )?);
@@ -210,11 +290,33 @@ impl Options {
     /// `sc` with the settings of these options (not isolates, routing or measure time).
     #[must_use]
     pub fn apply(&self, mut sc: Scenario) -> Scenario {
+        if let Some(n) = self.locations {
+            sc.locations = n;
+        }
+        if let Some(n) = self.visitors {
+            sc.visitors = n;
+        }
+        if self.no_evictions {
+            // Far longer than any run: an isolate then lives as long as the simulation.
+            sc.isolate_lifetime_ms = 1_000 * 24 * 3_600_000;
+        }
+        if let Some(s) = self.sample_s {
+            sc.sample_every_ms = (s * 1000.0).round() as u64;
+        }
+        if let Some(s) = self.warmup_s {
+            sc.warmup_ms = (s * 1000.0).round() as u64;
+        }
         if let Some(w) = self.window_s {
             sc = sc.with_window((w * 1000.0).round() as u64);
         }
         if let Some(h) = self.heartbeat_s {
             sc = sc.with_heartbeat((h * 1000.0).round() as u64);
+        }
+        if let Some(s) = self.solo_delay_s {
+            sc.engine.solo_delay_ms = (s * 1000.0).round() as u64;
+        }
+        if let Some(s) = self.lease_s {
+            sc.engine.lease_ms = (s * 1000.0).round() as u64;
         }
         if let Some(l) = self.lag_s {
             sc = sc.with_max_lag(l * 1000);

@@ -128,11 +128,24 @@ pub fn kv_list_price(usage: &Usage) -> f64 {
 /// limited per invocation there, not per day, and is not checked).
 #[must_use]
 pub fn free_plan_fits(day: &Usage) -> bool {
-    day.requests <= FREE_REQUESTS_PER_DAY
-        && day.reads <= FREE_READS_PER_DAY
-        && day.writes <= FREE_WRITES_PER_DAY
-        && day.lists <= FREE_WRITES_PER_DAY
-        && day.deletes <= FREE_WRITES_PER_DAY
+    free_plan_limits_over(day).is_empty()
+}
+
+/// The free plan's daily limits a day's `usage` goes over, by name ("requests", "reads",
+/// "writes", "lists", "deletes"), in that order.
+#[must_use]
+pub fn free_plan_limits_over(day: &Usage) -> Vec<&'static str> {
+    [
+        ("requests", day.requests, FREE_REQUESTS_PER_DAY),
+        ("reads", day.reads, FREE_READS_PER_DAY),
+        ("writes", day.writes, FREE_WRITES_PER_DAY),
+        ("lists", day.lists, FREE_WRITES_PER_DAY),
+        ("deletes", day.deletes, FREE_WRITES_PER_DAY),
+    ]
+    .into_iter()
+    .filter(|&(_, used, limit)| used > limit)
+    .map(|(name, _, _)| name)
+    .collect()
 }
 
 /// The CPU time of a request on Workers, in ms, from the host CPU time the driver's calls

@@ -18,6 +18,13 @@ use super::scenario::Scenario;
 /// How long each probe is measured (after the small scenario's warm-up).
 pub const PROBE_MEASURE_MS: u64 = 2 * 3_600_000;
 
+/// The first probe's visits in progress; the search doubles from here. Not 1: a site of
+/// one or two visits is a different regime (an isolate often empty, evicted, starting
+/// over), where usage does not grow with people and a probe can go over a limit that
+/// larger ones stay within (seen: lists at 1 visit, seed 3), which would stop the
+/// doubling at 0.
+const FIRST_PROBE: u64 = 8;
+
 /// The most visits in progress searched.
 const MAX_VISITS: u64 = 4_096;
 
@@ -37,11 +44,27 @@ pub fn daily_usage(r: &Report, d: usize) -> Usage {
     .times(k)
 }
 
+/// The free plan's figure for one design.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FreePlan {
+    /// The most people online around the clock within every daily limit.
+    pub people: f64,
+    /// The limits the next probe (one more visit in progress) goes over: what stops the
+    /// site from growing (empty if the search reached its largest probe).
+    pub limits: Vec<&'static str>,
+}
+
 /// Per design (0 naive, 1 metadata, 2 herenow): the most people online around the clock
 /// within the free plan's daily limits, for a one-location site with `template`'s
 /// workload, engine settings, isolates and routing (probes measured `measure_ms` each).
 #[must_use]
 pub fn free_plan_max_visitors(template: &Scenario, seed: u64, measure_ms: u64) -> [f64; 3] {
+    free_plan_search(template, seed, measure_ms).map(|f| f.people)
+}
+
+/// [`free_plan_max_visitors`], with the limits that bind.
+#[must_use]
+pub fn free_plan_search(template: &Scenario, seed: u64, measure_ms: u64) -> [FreePlan; 3] {
     let mut probes: BTreeMap<u64, Report> = BTreeMap::new();
     let mut probe = |n: u64| -> Report {
         probes
@@ -61,11 +84,11 @@ pub fn free_plan_max_visitors(template: &Scenario, seed: u64, measure_ms: u64) -
             })
             .clone()
     };
-    let mut out = [0.0; 3];
+    let mut out: [FreePlan; 3] = Default::default();
     for (d, o) in out.iter_mut().enumerate() {
         let fits = |r: &Report| cost::free_plan_fits(&daily_usage(r, d));
         // Double until a probe fails, then bisect: `lo` fits (0 trivially), `hi` does not.
-        let (mut lo, mut hi) = (0, 1);
+        let (mut lo, mut hi) = (0, FIRST_PROBE);
         while hi <= MAX_VISITS && fits(&probe(hi)) {
             lo = hi;
             hi *= 2;
@@ -78,7 +101,10 @@ pub fn free_plan_max_visitors(template: &Scenario, seed: u64, measure_ms: u64) -
                 hi = mid;
             }
         }
-        *o = if lo == 0 { 0.0 } else { probe(lo).mean_online };
+        o.people = if lo == 0 { 0.0 } else { probe(lo).mean_online };
+        if hi <= MAX_VISITS {
+            o.limits = cost::free_plan_limits_over(&daily_usage(&probe(hi), d));
+        }
     }
     out
 }

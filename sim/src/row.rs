@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::cost::{self, Dollars, GLUE_CPU_MS, MONTH_H, Usage};
+use super::free::FreePlan;
 use super::report::Report;
 
 /// Operations per visitor-hour (a visitor-hour is one person online for an hour).
@@ -67,6 +68,9 @@ pub struct Row {
     /// for this workload, these settings, isolates and routing at one location (a small
     /// site); `None` where not computed.
     pub free_plan_max_visitors: Option<f64>,
+    /// The free plan's daily limits that stop more people (see
+    /// [`crate::free::FreePlan::limits`]); `None` where not computed.
+    pub free_plan_limits: Option<Vec<&'static str>>,
     /// |count − truth| / truth at the 99th percentile, in %.
     pub error_p99_pct: f64,
     /// The same for the oracle at the same write budget (the floor of any KV design).
@@ -95,7 +99,7 @@ impl Report {
     /// The result line of design `d` (0 naive, 1 metadata, 2 herenow), with the free plan's
     /// figure for it if computed.
     #[must_use]
-    pub fn row(&self, d: usize, seed: u64, free_plan: Option<f64>) -> Row {
+    pub fn row(&self, d: usize, seed: u64, free_plan: Option<&FreePlan>) -> Row {
         let sc = &self.scenario;
         let des = &self.designs[d];
         let vh = self.visitor_hours.max(1e-9);
@@ -141,7 +145,8 @@ impl Report {
             kv_usd_per_1000_visitor_hours: cost::kv_list_price(&per_vh) * 1_000.0,
             account_base_usd_excluded: cost::ACCOUNT_BASE_USD,
             writes_vs_naive: self.naive().writes as f64 / (des.writes as f64).max(1.0),
-            free_plan_max_visitors: free_plan,
+            free_plan_max_visitors: free_plan.map(|f| f.people),
+            free_plan_limits: free_plan.map(|f| f.limits.clone()),
             error_p99_pct: des.err_pct.p99,
             oracle_p99_pct: self.floor().p99,
             bias_pct: des.bias_pct,

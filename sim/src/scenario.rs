@@ -163,7 +163,11 @@ impl Scenario {
             move_prob: DEFAULT_MOVE_PROB,
             isolate_lifetime_ms: 2 * 3_600_000,
             max_lag_ms: 60_000,
-            warmup_ms: 150_000,
+            // Isolates start alone and list the others at the solo delay (180 s); with KV's
+            // lag (60 s) and a heartbeat (60 s), 5 minutes is when every isolate has seen
+            // every location once (150 s, enough at the old 15 s heartbeat, left counts
+            // 65 % low).
+            warmup_ms: 300_000,
             measure_ms: 150_000,
             sample_every_ms: 1_000,
             leave_samples: 300,

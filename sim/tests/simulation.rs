@@ -38,6 +38,9 @@ fn several_isolates_per_location_keep_counts_and_leaves_right() {
     // Random routing over 3 isolates at each of 2 locations: peers mode, handoffs,
     // time-outs decided by whoever saw a tab last.
     let mut sc = Scenario::medium().with_isolates(3);
+    // The 15 s heartbeat of design (a)'s own definition, so that the write ratio compares
+    // both at one interval (the 60 s default would cut (a)'s writes fourfold).
+    sc.engine = herenow_core::engine::EngineConfig::with_window(60_000);
     sc.visitors = 60;
     sc.locations = 2;
     sc.warmup_ms = 5 * 60_000;
