@@ -163,9 +163,9 @@ describe("the real client under a failing store", () => {
     assert.ok(long, `each client was refused at least 4 times (${failures(a.beats)}, ${failures(b.beats)})`);
     // A count answers from the merged view while that is fresh (under a second), so the
     // store's failure shows at the first count that needs it.
-    let last;
-    const refused = await until(async () => (last = await serverCount()).status === 503, 5_000, 100);
-    assert.ok(refused, `the count is refused too (last: ${JSON.stringify(last)})`);
+    let during;
+    const refused = await until(async () => (during = await serverCount()).status === 503, 5_000, 100);
+    assert.ok(refused, `the count is refused too (last: ${JSON.stringify(during)})`);
 
     // A page opened during the outage: it loads, is refused, and shows its placeholder.
     const c = await open();
