@@ -537,10 +537,16 @@ impl Sim<'_> {
         }
     }
 
-    fn refresh(&mut self, loc: usize, slot: usize, now: u64, account: bool) {
-        let store = self.store(loc, slot, now, account);
+    /// What a request at isolate `slot` of `loc` would see at `now`: a copy of its engine,
+    /// refreshed as that request would refresh it, with nothing counted. Measuring must not
+    /// refresh the real isolate: its fresher view would spare the next real request its own,
+    /// counted, refresh, and the bill would come out low.
+    fn probe_view(&self, loc: usize, slot: usize, now: u64) -> Service {
+        let copy = Service::new(self.isos[loc][slot].svc.with(|p| p.clone()));
+        let store = self.store(loc, slot, now, false);
         // The simulated KV never fails.
-        let _ = block_on_ready(self.isos[loc][slot].svc.refresh(&store, now, SITE));
+        let _ = block_on_ready(copy.refresh(&store, now, SITE));
+        copy
     }
 
     /// Bookkeeping after a write of isolate `slot`'s own record at `now`.
@@ -1050,9 +1056,8 @@ impl Sim<'_> {
         );
         if !lp.own_done {
             let slot = self.io.usize(..self.sc.isolates_per_location);
-            self.refresh(loc as usize, slot, now, false);
-            let counted = self.isos[loc as usize][slot]
-                .svc
+            let counted = self
+                .probe_view(loc as usize, slot, now)
                 .with(|p| p.tab_counted(now, SITE, &vid, &tid));
             let lp = &mut self.leaves[i as usize];
             if counted {
@@ -1077,9 +1082,8 @@ impl Sim<'_> {
             let mut done = offset >= PROBE_HORIZON_MS;
             if let Some(pubd) = lp.published {
                 let slot = self.io.usize(..self.sc.isolates_per_location);
-                self.refresh(r, slot, now, false);
-                let seen = self.isos[r][slot]
-                    .svc
+                let seen = self
+                    .probe_view(r, slot, now)
                     .with(|p| p.location_as_of(SITE, &self.loc_names[loc as usize]))
                     .is_some_and(|w| w >= pubd);
                 if seen {

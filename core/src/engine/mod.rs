@@ -130,7 +130,7 @@ use site::{Held, SiteState};
 use view::{RemoteView, latest_summaries};
 
 /// The engine state of one isolate: its own tabs per site and its view of the others.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Presence {
     isolate: String,
     location: Option<String>,

@@ -16,7 +16,7 @@ pub(super) struct Held {
     pub(super) known_ms: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct SiteState {
     /// Bumped on every change a count could show (a join, leave, change or new view), so a
     /// driver can reuse a computed count until it moves.

@@ -72,7 +72,7 @@ impl<'a> ViewTab<'a> {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct RemoteView {
     /// When the records were last listed.
     pub(super) fetched_ms: Option<u64>,
