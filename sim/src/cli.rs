@@ -108,6 +108,11 @@ pub const USAGE: &str = "usage: simulate [--only small|medium|large] [--isolates
 [--window-s N] [--solo-delay-s N] [--lease-s N] [--lag-s N] [--remote-delay-ms N] [--join-delay-ms N] [--json] [--diagnose] \
 [--free-plan] [--jobs N]";
 
+/// A duration flag's value: seconds above 0.
+fn seconds(p: &mut lexopt::Parser, flag: &str) -> Result<f64, CliError> {
+    value(p, flag, |x: &f64| *x > 0.0, "seconds above 0")
+}
+
 fn value<T: std::str::FromStr>(
     p: &mut lexopt::Parser,
     flag: &str,
@@ -224,38 +229,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, CliError
                 )?);
             }
             Long("seed") => o.seed = value(&mut p, "--seed", |_| true, "an integer")?,
-            Long("heartbeat-s") => {
-                o.heartbeat_s = Some(value(
-                    &mut p,
-                    "--heartbeat-s",
-                    |x: &f64| *x > 0.0,
-                    "seconds above 0",
-                )?);
-            }
-            Long("window-s") => {
-                o.window_s = Some(value(
-                    &mut p,
-                    "--window-s",
-                    |x: &f64| *x > 0.0,
-                    "seconds above 0",
-                )?);
-            }
-            Long("solo-delay-s") => {
-                o.solo_delay_s = Some(value(
-                    &mut p,
-                    "--solo-delay-s",
-                    |x: &f64| *x > 0.0,
-                    "seconds above 0",
-                )?);
-            }
-            Long("lease-s") => {
-                o.lease_s = Some(value(
-                    &mut p,
-                    "--lease-s",
-                    |x: &f64| *x > 0.0,
-                    "seconds above 0",
-                )?);
-            }
+            Long("heartbeat-s") => o.heartbeat_s = Some(seconds(&mut p, "--heartbeat-s")?),
+            Long("window-s") => o.window_s = Some(seconds(&mut p, "--window-s")?),
+            Long("solo-delay-s") => o.solo_delay_s = Some(seconds(&mut p, "--solo-delay-s")?),
+            Long("lease-s") => o.lease_s = Some(seconds(&mut p, "--lease-s")?),
             Long("lag-s") => o.lag_s = Some(value(&mut p, "--lag-s", |_| true, "seconds")?),
             Long("remote-delay-ms") => {
                 o.remote_delay_ms = Some(value(&mut p, "--remote-delay-ms", |_| true, "ms")?);

@@ -64,20 +64,21 @@ impl HistoryConfig {
     /// The config for a write interval, with the reads that go with it.
     #[must_use]
     pub fn with_write_ms(write_ms: u64) -> Self {
-        let spacing_ms = (write_ms * 18 / 25).max(1);
-        Self {
+        let mut cfg = Self {
             write_ms,
-            spacing_ms,
+            spacing_ms: (write_ms * 18 / 25).max(1),
             read_ms: (write_ms / 6).max(1_000),
-            day_cap: TARGET_WRITES_PER_DAY.max(DAY_MS / spacing_ms),
+            day_cap: TARGET_WRITES_PER_DAY,
             confirm_ms: (2 * KV_LAG_MS).min(write_ms.max(1_000)),
-        }
+        };
+        cfg.day_cap = cfg.day_cap.max(cfg.max_writes_per_day());
+        cfg
     }
 
     /// The most writes one writer makes in a day under this config.
     #[must_use]
     pub fn max_writes_per_day(&self) -> u64 {
-        super::stored::DAY_MS / self.spacing_ms.max(1)
+        DAY_MS / self.spacing_ms.max(1)
     }
 
     /// How old the key must be before `isolate` takes over: sooner at the writer's location
