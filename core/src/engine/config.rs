@@ -10,7 +10,7 @@ pub struct EngineConfig {
     pub window_ms: u64,
     /// The heartbeat interval clients are told to use (default 60 s: Workers requests are
     /// the largest line of the bill, and the leave beacon, not the heartbeat, carries most
-    /// departures; see docs/design.md › Heartbeat interval).
+    /// departures; see docs/design.md › "Cost at any number of isolates").
     pub heartbeat_ms: u64,
     /// The least time between two writes of one record (default 1 s; KV allows 1 write/s).
     pub flush_min_ms: u64,
