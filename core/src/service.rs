@@ -12,11 +12,16 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
-    LastSeen, Member, OnlineMember, Presence, Refresh, Write, last_seen_key, record_prefix,
+    Directory, LastSeen, Member, OnlineMember, Presence, Refresh, Snapshot, Write, last_seen_key,
+    record_prefix,
 };
 use crate::protocol::{Beat, BeatResponse, Count};
-use crate::store::Store;
+use crate::store::{ListedKey, Store};
 use crate::{Code, Error};
+
+/// How long the per-location channel keeps a location's directory, in seconds (renewed
+/// far more often: [`crate::engine::DIR_RENEW_MS`]).
+pub const DIRECTORY_TTL_S: u64 = 300;
 
 /// The answer to `GET /v1/last-seen`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,11 +281,16 @@ impl Service {
     /// # Errors
     /// 503 when a write fails (the engine retries it later).
     pub async fn flush<S: Store>(&self, store: &S, now: u64) -> Result<(), Error> {
+        self.with(|p| p.set_local(store.has_local()));
         let writes: Vec<Write> = self.with(|p| p.take_writes(now));
         let mut first_err = None;
         for w in writes {
-            if let Err(e) = store.put(&w.key, w.value, w.metadata, w.ttl_s).await {
-                self.with(|p| p.write_failed(now, &w.key));
+            if w.local {
+                if !store.local_put(&w.key, w.value, w.ttl_s).await {
+                    self.with(|p| p.write_failed(now, &w.key, true));
+                }
+            } else if let Err(e) = store.put(&w.key, w.value, w.metadata, w.ttl_s).await {
+                self.with(|p| p.write_failed(now, &w.key, false));
                 first_err.get_or_insert(e);
             }
         }
@@ -305,6 +315,7 @@ impl Service {
     /// # Errors
     /// 503 when the store fails, or failed just before.
     pub async fn refresh<S: Store>(&self, store: &S, now: u64, site: &str) -> Result<(), Error> {
+        self.with(|p| p.set_local(store.has_local()));
         if self.refreshing.get() || !self.with(|p| p.needs_refresh(now, site)) {
             return Ok(());
         }
@@ -342,6 +353,9 @@ impl Service {
     }
 
     async fn refresh_now<S: Store>(&self, store: &S, now: u64, site: &str) -> Result<(), Error> {
+        if self.with(|p| p.local()) {
+            return self.refresh_local(store, now, site).await;
+        }
         if let Refresh::Poll(keys) = self.with(|p| p.refresh_due(now, site)) {
             // Peers of this location only: a read each, no listing.
             let mut read = Vec::with_capacity(keys.len());
@@ -352,17 +366,7 @@ impl Service {
             self.with(|p| p.apply_polled(now, site, read));
             return Ok(());
         }
-        let prefix = record_prefix(site);
-        let mut listed = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = store.list(&prefix, cursor.as_deref()).await?;
-            listed.extend(page.keys);
-            match page.cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
+        let listed = list_records(store, site).await?;
         let wanted = self.with(|p| p.keys_to_fetch(site, &listed));
         let mut fetched = Vec::with_capacity(wanted.len());
         for key in wanted {
@@ -373,6 +377,96 @@ impl Service {
         self.with(|p| p.apply_remote(now, site, &listed, fetched));
         Ok(())
     }
+
+    /// The refresh with the per-location channel (`engine::local`): the location's
+    /// directory and its peers' records come from the channel, free; KV is listed only by
+    /// the location's publisher, which shares what it listed of other locations through
+    /// the channel's snapshot. A miss in the channel keeps what was known.
+    async fn refresh_local<S: Store>(&self, store: &S, now: u64, site: &str) -> Result<(), Error> {
+        let due = self.with(|p| p.refresh_due(now, site));
+        let dir_key = self.with(|p| p.directory_key(site));
+        let dir = store
+            .local_get(&dir_key)
+            .await
+            .and_then(|b| Directory::decode(&b));
+        if let Some(renewed) = self.with(|p| p.apply_directory(now, site, dir)) {
+            // Lost to a concurrent rewrite? The next poll sees it and renews again.
+            let _ = store
+                .local_put(&dir_key, renewed.encode(), DIRECTORY_TTL_S)
+                .await;
+        }
+        let peers = self.with(|p| p.directory_peers(now, site));
+        if matches!(due, Refresh::Poll(_)) {
+            let mut read = Vec::with_capacity(peers.len());
+            for key in peers {
+                let record = store.local_get_record(&key).await;
+                read.push((key, record));
+            }
+            self.with(|p| p.apply_polled(now, site, read));
+            return Ok(());
+        }
+        let snap_key = self.with(|p| p.snapshot_key(site));
+        let shared = if self.with(|p| p.is_publisher(site)) {
+            None
+        } else {
+            store
+                .local_get(&snap_key)
+                .await
+                .and_then(|b| Snapshot::decode(&b))
+                .filter(|s| self.with(|p| p.snapshot_fresh(now, s)))
+        };
+        let from_kv = shared.is_none();
+        let mut listed = match shared {
+            Some(snapshot) => snapshot.listed(),
+            // This location's records in KV are its publishers'; its peers are the
+            // directory's.
+            None => list_records(store, site)
+                .await?
+                .into_iter()
+                .filter(|k| !self.with(|p| p.reads_locally(&k.name)))
+                .collect(),
+        };
+        listed.extend(peers.into_iter().map(|name| ListedKey {
+            name,
+            metadata: None,
+        }));
+        let wanted = self.with(|p| p.keys_to_fetch(site, &listed));
+        let mut fetched = Vec::with_capacity(wanted.len());
+        for key in wanted {
+            let record = if self.with(|p| p.reads_locally(&key)) {
+                store.local_get_record(&key).await
+            } else {
+                store.get_record(&key).await?
+            };
+            if let Some(record) = record {
+                fetched.push((key, record));
+            }
+        }
+        self.with(|p| p.apply_remote(now, site, &listed, fetched));
+        if from_kv {
+            // Whoever listed KV shares it, so that its peers need not.
+            let (snapshot, ttl_s) = self.with(|p| p.snapshot(site, &listed));
+            let _ = store.local_put(&snap_key, snapshot.encode(), ttl_s).await;
+        }
+        Ok(())
+    }
+}
+
+/// Every record key of `site` in KV with its metadata: a listing, following its cursors
+/// (a page per 1,000 isolates).
+async fn list_records<S: Store>(store: &S, site: &str) -> Result<Vec<ListedKey>, Error> {
+    let prefix = record_prefix(site);
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.list(&prefix, cursor.as_deref()).await?;
+        listed.extend(page.keys);
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(listed)
 }
 
 #[cfg(test)]

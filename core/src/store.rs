@@ -97,6 +97,32 @@ pub trait Store {
             .and_then(|b| Record::decode(&b))
             .map(|r| Arc::new(IndexedRecord::new(r))))
     }
+
+    /// Whether the per-location channel works here: a store shared by the isolates of one
+    /// location only, free and without lag (the Cache API on a custom domain; it does
+    /// nothing on `workers.dev`). Without it the engine exchanges records through KV.
+    fn has_local(&self) -> bool {
+        false
+    }
+
+    /// The value at `key` in the per-location channel; `None` when absent, evicted or
+    /// unreadable (the channel is best effort: a miss reads as "not known").
+    async fn local_get(&self, _key: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Puts `value` at `key` in the per-location channel for `ttl_s` seconds; `false` if
+    /// it failed.
+    async fn local_put(&self, _key: &str, _value: Vec<u8>, _ttl_s: u64) -> bool {
+        false
+    }
+
+    /// The record at `key` in the per-location channel, decoded and indexed (the
+    /// simulation's store overrides it as [`Store::get_record`]).
+    async fn local_get_record(&self, key: &str) -> Option<Arc<IndexedRecord>> {
+        let bytes = self.local_get(key).await?;
+        Record::decode(&bytes).map(|r| Arc::new(IndexedRecord::new(r)))
+    }
 }
 
 /// How many operations of each kind a [`MemoryStore`] has served.
@@ -155,6 +181,10 @@ struct MemoryInner {
     ops: Cell<OpCounts>,
     failing: Cell<bool>,
     clock: ManualClock,
+    /// The per-location channel, when switched on ([`MemoryStore::set_local`]).
+    local_on: Cell<bool>,
+    local: RefCell<BTreeMap<String, Entry>>,
+    local_ops: Cell<OpCounts>,
 }
 
 impl MemoryStore {
@@ -178,6 +208,23 @@ impl MemoryStore {
     /// Makes every following operation fail (`true`) or succeed again (`false`).
     pub fn set_failing(&self, failing: bool) {
         self.inner.failing.set(failing);
+    }
+
+    /// Switches the per-location channel on or off (off, as on `workers.dev`, it holds
+    /// nothing). Every engine on this store is of one location, or keys keep them apart.
+    pub fn set_local(&self, on: bool) {
+        self.inner.local_on.set(on);
+    }
+
+    /// Drops every entry of the per-location channel (as an eviction would).
+    pub fn evict_local(&self) {
+        self.inner.local.borrow_mut().clear();
+    }
+
+    /// Operations the per-location channel served (`reads`: gets, `writes`: puts).
+    #[must_use]
+    pub fn local_ops(&self) -> OpCounts {
+        self.inner.local_ops.get()
     }
 
     /// Live keys, for inspection in tests.
@@ -271,6 +318,42 @@ impl Store for MemoryStore {
             None
         };
         Ok(ListPage { keys: page, cursor })
+    }
+
+    fn has_local(&self) -> bool {
+        self.inner.local_on.get()
+    }
+
+    async fn local_get(&self, key: &str) -> Option<Vec<u8>> {
+        let mut ops = self.inner.local_ops.get();
+        ops.reads += 1;
+        self.inner.local_ops.set(ops);
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .local
+            .borrow()
+            .get(key)
+            .filter(|e| self.inner.local_on.get() && e.expires_ms > now)
+            .map(|e| e.value.clone())
+    }
+
+    async fn local_put(&self, key: &str, value: Vec<u8>, ttl_s: u64) -> bool {
+        let mut ops = self.inner.local_ops.get();
+        ops.writes += 1;
+        self.inner.local_ops.set(ops);
+        if !self.inner.local_on.get() {
+            return false;
+        }
+        let expires_ms = self.inner.clock.now_ms() + ttl_s * 1000;
+        self.inner.local.borrow_mut().insert(
+            key.to_owned(),
+            Entry {
+                value,
+                metadata: None,
+                expires_ms,
+            },
+        );
+        true
     }
 }
 

@@ -13,6 +13,10 @@ pub const MAX_LOCATION_BYTES: usize = 32;
 const RECORD_TAG: &str = "r:";
 /// The tag that starts every last-seen key.
 const LAST_SEEN_TAG: &str = "m:";
+/// The tag that starts a location's directory in the per-location channel.
+const DIRECTORY_TAG: &str = "d:";
+/// The tag that starts a location's snapshot in the per-location channel.
+const SNAPSHOT_TAG: &str = "s:";
 
 /// A key the engine writes: the one place that formats (`Display`) and parses
 /// ([`Key::parse`]) them. No key is written by two isolates: a record key names its
@@ -37,6 +41,22 @@ pub enum Key<'a> {
         /// The member id (at most [`crate::token::MAX_MEMBER_ID_BYTES`]).
         member: &'a str,
     },
+    /// A location's directory in the per-location channel (never in KV):
+    /// `d:{site}:{location}` ([`super::local::Directory`]).
+    Directory {
+        /// The site.
+        site: &'a str,
+        /// The location, if known.
+        location: Option<&'a str>,
+    },
+    /// The publisher's listing of other locations, in the per-location channel (never in
+    /// KV): `s:{site}:{location}` ([`super::local::Snapshot`]).
+    Snapshot {
+        /// The site.
+        site: &'a str,
+        /// The location, if known.
+        location: Option<&'a str>,
+    },
 }
 
 impl<'a> Key<'a> {
@@ -55,6 +75,17 @@ impl<'a> Key<'a> {
                 isolate,
             });
         }
+        for (tag, directory) in [(DIRECTORY_TAG, true), (SNAPSHOT_TAG, false)] {
+            if let Some(rest) = key.strip_prefix(tag) {
+                let (site, loc) = rest.split_once(':')?;
+                let location = (!loc.is_empty()).then_some(loc);
+                return Some(if directory {
+                    Key::Directory { site, location }
+                } else {
+                    Key::Snapshot { site, location }
+                });
+            }
+        }
         let (site, member) = key.strip_prefix(LAST_SEEN_TAG)?.split_once(':')?;
         Some(Key::LastSeen { site, member })
     }
@@ -63,7 +94,10 @@ impl<'a> Key<'a> {
     #[must_use]
     pub fn site(&self) -> &'a str {
         match self {
-            Key::Record { site, .. } | Key::LastSeen { site, .. } => site,
+            Key::Record { site, .. }
+            | Key::LastSeen { site, .. }
+            | Key::Directory { site, .. }
+            | Key::Snapshot { site, .. } => site,
         }
     }
 }
@@ -82,6 +116,12 @@ impl core::fmt::Display for Key<'_> {
                 isolate,
             } => write!(f, "{RECORD_TAG}{site}:{isolate}"),
             Key::LastSeen { site, member } => write!(f, "{LAST_SEEN_TAG}{site}:{member}"),
+            Key::Directory { site, location } => {
+                write!(f, "{DIRECTORY_TAG}{site}:{}", location.unwrap_or(""))
+            }
+            Key::Snapshot { site, location } => {
+                write!(f, "{SNAPSHOT_TAG}{site}:{}", location.unwrap_or(""))
+            }
         }
     }
 }
@@ -102,7 +142,7 @@ pub fn last_seen_key(site: &str, member: &str) -> String {
 pub(super) fn key_location(key: &str) -> Option<&str> {
     match Key::parse(key)? {
         Key::Record { location, .. } => location,
-        Key::LastSeen { .. } => None,
+        Key::LastSeen { .. } | Key::Directory { .. } | Key::Snapshot { .. } => None,
     }
 }
 

@@ -34,6 +34,13 @@ pub(super) fn removed(tomb_ms: Option<u64>, last_ms: u64) -> bool {
     tomb_ms.is_some_and(|g| tombstone_wins(g, last_ms))
 }
 
+/// Whether a held tab last heard at `last_ms` must be published again because a tombstone
+/// elsewhere (`tomb_ms`) removed the newest copy of it published anywhere (`known_ms`)
+/// but not this later heartbeat: to the readers it left, so it rejoins.
+pub(super) fn revived(tomb_ms: Option<u64>, known_ms: Option<u64>, last_ms: u64) -> bool {
+    tomb_ms.is_some_and(|g| tombstone_wins(g, known_ms.unwrap_or(0)) && !tombstone_wins(g, last_ms))
+}
+
 /// Whether entry `t` of a record that vouches until `vouch_until` counts at `now`
 /// (ignoring tombstones): an idle entry until its window ends, an active one while the
 /// record vouches.

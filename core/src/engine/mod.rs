@@ -85,6 +85,7 @@
 //! | `count` | counting the live tabs of the location plus other locations' summaries |
 //! | `members` | members online and their last-seen values |
 //! | `site` | one site's state: held tabs, time-outs, reconciling with the view |
+//! | `local` | the per-location channel: [`Directory`], [`Snapshot`], the location's publisher |
 //!
 //! The driver that runs this engine against a store is [`crate::service::Service`].
 
@@ -100,6 +101,7 @@ mod config;
 mod count;
 mod keys;
 mod liveness;
+mod local;
 mod members;
 mod merge;
 mod record;
@@ -112,6 +114,7 @@ pub use config::{ConfigError, EngineConfig, Setting};
 pub use keys::{
     Key, MAX_ISOLATE_BYTES, MAX_KEY_BYTES, MAX_LOCATION_BYTES, last_seen_key, record_prefix,
 };
+pub use local::{DIR_RENEW_MS, DIR_STALE_MS, Directory, Snapshot};
 pub use members::{Member, OnlineMember};
 pub use merge::merge;
 pub use record::{
@@ -136,6 +139,8 @@ pub struct Presence {
     location: Option<String>,
     config: EngineConfig,
     sites: HashMap<String, SiteState>,
+    /// Whether records of this location travel through the per-location channel.
+    local: bool,
 }
 
 impl Presence {
@@ -148,6 +153,7 @@ impl Presence {
             location: None,
             config,
             sites: HashMap::new(),
+            local: false,
         }
     }
 
@@ -233,6 +239,8 @@ impl Presence {
             // Timed out here but back: a rejoin, no tombstone needed.
             s.tabs.remove(&key);
         }
+        // A tombstone elsewhere that removed every published copy: this beat rejoins.
+        let view_tomb = s.remote.view(&key).tomb;
         // The view's live entry: (last heartbeat, first heartbeat, differs from this beat).
         let view_live = s.remote.view(&key).live(now, cfg.window_ms).map(|v| {
             let differs = v.page != beat.page || v.state != beat.state || v.member != member;
@@ -251,6 +259,8 @@ impl Presence {
                 if member_changed {
                     h.rec.member.clone_from(&member);
                     s.pend(Urgency::Join, now);
+                } else if liveness::revived(view_tomb, h.known_ms, now) {
+                    s.pend(Urgency::Now, now);
                 } else if woke && view_live.is_none() {
                     // Published as idle: readers drop it a window after that; rejoin.
                     s.pend(Urgency::Join, now);

@@ -20,6 +20,8 @@ pub struct Write {
     pub metadata: Option<String>,
     /// Expiration TTL in seconds (at least KV's 60).
     pub ttl_s: u64,
+    /// Whether it goes to the per-location channel instead of KV (`engine::local`).
+    pub local: bool,
 }
 
 /// One tab as stored in a record.

@@ -38,6 +38,7 @@ impl SiteState {
 
     pub(super) fn pend(&mut self, urgency: Urgency, at: u64) {
         self.version += 1;
+        self.local.changed(at);
         let slot = &mut self.pending[urgency as usize];
         *slot = Some(slot.map_or(at, |d| d.min(at)));
     }
@@ -92,6 +93,7 @@ impl Presence {
     #[must_use]
     pub fn take_writes(&mut self, now: u64) -> Vec<Write> {
         let cfg = self.config.clone();
+        let local = self.local;
         let mut out = Vec::new();
         let mut sites: Vec<String> = self.sites.keys().cloned().collect();
         sites.sort();
@@ -106,7 +108,12 @@ impl Presence {
             let spaced = s
                 .last_flush_ms
                 .is_none_or(|last| now >= last + cfg.flush_min_ms);
-            if !(spaced && s.due(&cfg, mode).is_some_and(|d| now >= d)) {
+            let record_due = spaced && s.due(&cfg, mode).is_some_and(|d| now >= d);
+            // With the channel, the record goes to the location's peers through it, and
+            // to KV only from the location's publisher, at the pace other locations need.
+            let kv_due =
+                local && s.is_publisher(&key) && s.kv_due(&cfg, now).is_some_and(|d| now >= d);
+            if !(record_due || kv_due) {
                 continue;
             }
             let designated = s.remote.same_ids.iter().all(|id| **id > *isolate);
@@ -127,6 +134,7 @@ impl Presence {
                     value,
                     metadata: None,
                     ttl_s: (cfg.last_seen_ttl_ms / 1000).max(MIN_TTL_S),
+                    local: false,
                 });
             }
             s.last_seen_sent = last_seen;
@@ -148,6 +156,22 @@ impl Presence {
                 let value = record.encode_within(MAX_VALUE_BYTES);
                 (value, summary.encode(), lease_until_ms, content, published)
             };
+            let metadata = Some(metadata);
+            if kv_due {
+                s.local.kv_pending = None;
+                s.local.kv_flushed_ms = Some(now);
+                s.local.kv_lease_until_ms = lease_until_ms;
+                out.push(Write {
+                    key: key.clone(),
+                    value: value.clone(),
+                    metadata: metadata.clone(),
+                    ttl_s: cfg.record_ttl_s(),
+                    local: false,
+                });
+            }
+            if !record_due {
+                continue;
+            }
             s.pending = [None; 3];
             s.handoff_due = None;
             s.last_flush_ms = Some(now);
@@ -171,8 +195,9 @@ impl Presence {
             out.push(Write {
                 key,
                 value,
-                metadata: Some(metadata),
+                metadata,
                 ttl_s: cfg.record_ttl_s(),
+                local,
             });
         }
         out
@@ -181,7 +206,7 @@ impl Presence {
     /// A write from [`Presence::take_writes`] failed: make it again with the next flush,
     /// as soon as the write spacing allows (a record is rebuilt from the state then; a
     /// member's last-seen value is queued again as it was).
-    pub fn write_failed(&mut self, now: u64, key: &str) {
+    pub fn write_failed(&mut self, now: u64, key: &str, local: bool) {
         match Key::parse(key) {
             Some(Key::LastSeen { site, member }) => {
                 let s = self.site(site);
@@ -189,6 +214,12 @@ impl Presence {
                     s.last_seen_retry.insert(member.to_owned(), v);
                     s.pend(Urgency::Now, now);
                 }
+            }
+            Some(Key::Record { site, .. }) if self.local && !local => {
+                // The publisher's copy in KV: written again at the next flush.
+                let s = self.site(site);
+                s.local.kv_lease_until_ms = 0;
+                s.local.changed(0);
             }
             Some(Key::Record { site, .. }) => {
                 let s = self.site(site);
@@ -198,7 +229,7 @@ impl Presence {
                     h.ours = None;
                 }
             }
-            None => {}
+            Some(Key::Directory { .. } | Key::Snapshot { .. }) | None => {}
         }
     }
 
@@ -207,6 +238,12 @@ impl Presence {
     #[must_use]
     pub fn next_flush_at(&self) -> Option<u64> {
         let min = self.config.flush_min_ms;
+        let kv = self.sites.iter().filter_map(|(site, s)| {
+            let now = s.local.dir_read_ms?;
+            (self.local && s.is_publisher(&self.own_key(site)))
+                .then(|| s.kv_due(&self.config, now))
+                .flatten()
+        });
         self.sites
             .values()
             .filter_map(|s| {
@@ -214,6 +251,7 @@ impl Presence {
                 let due = s.changes_due(&self.config, s.mode.unwrap_or(Mode::Solo))?;
                 Some(s.last_flush_ms.map_or(due, |l| due.max(l + min)))
             })
+            .chain(kv)
             .min()
     }
 }

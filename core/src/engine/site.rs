@@ -41,6 +41,8 @@ pub(super) struct SiteState {
     pub(super) last_seen_sent: BTreeMap<String, (Member, u64)>,
     /// Last-seen values whose write failed, written again with the next record.
     pub(super) last_seen_retry: BTreeMap<String, (Member, u64)>,
+    /// The per-location channel's state (`local`).
+    pub(super) local: local::LocalState,
 }
 
 impl SiteState {
@@ -128,10 +130,7 @@ impl SiteState {
             if !liveness::is_live(h.rec.last_ms, cfg.window_ms, now) {
                 continue;
             }
-            if view.tomb.is_some_and(|g| {
-                liveness::tombstone_wins(g, h.known_ms.unwrap_or(0))
-                    && !liveness::tombstone_wins(g, h.rec.last_ms)
-            }) {
+            if liveness::revived(view.tomb, h.known_ms, h.rec.last_ms) {
                 revive = true;
             }
             if let Some(k) = h.known_ms

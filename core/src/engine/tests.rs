@@ -94,7 +94,7 @@ fn a_failed_last_seen_write_is_made_again() {
     let at = t0 + 2_000 + EngineConfig::default().solo_delay_ms;
     let writes = p.take_writes(at);
     assert!(writes.iter().any(|w| w.key == key), "{writes:?}");
-    p.write_failed(at, &key);
+    p.write_failed(at, &key, false);
     let later = at + EngineConfig::default().solo_delay_ms;
     let again = p.take_writes(later);
     let w = again.iter().find(|w| w.key == key).expect("written again");

@@ -1,6 +1,8 @@
 //! An isolate's view of the others: peers' full records, other locations' summaries,
 //! and when it is refreshed.
 
+use std::hash::{Hash, Hasher};
+
 use super::*;
 
 /// What refreshing an isolate's view of the others takes now ([`Presence::refresh_due`]).
@@ -98,6 +100,8 @@ pub(super) struct RemoteView {
     pub(super) members_fetched_ms: Option<u64>,
     /// Refreshes in a row that found no other active isolate.
     pub(super) solo_streak: u32,
+    /// A digest of the peers' records (keys and write times), to see when one changed.
+    pub(super) same_fingerprint: u64,
 }
 
 impl RemoteView {
@@ -158,10 +162,13 @@ impl SiteState {
         r.same.clear();
         r.same_ids.clear();
         r.same_active_until = 0;
+        let mut fingerprint = std::hash::DefaultHasher::new();
         for (k, (_, rec)) in &r.records {
             if key_location(k) != my_loc {
                 continue;
             }
+            k.hash(&mut fingerprint);
+            rec.record.written_ms.hash(&mut fingerprint);
             let active_until = rec.record.written_ms.saturating_add(cfg.peer_active_ms());
             r.same_active_until = r.same_active_until.max(active_until);
             if active_until > now {
@@ -169,6 +176,12 @@ impl SiteState {
             }
             r.same
                 .push((rec.clone(), liveness::vouch_until(cfg, &rec.record)));
+        }
+        // A peer's record changed: the location's summary in KV is out of date.
+        let fingerprint = fingerprint.finish();
+        if fingerprint != r.same_fingerprint {
+            r.same_fingerprint = fingerprint;
+            self.local.changed(now);
         }
     }
 }
@@ -196,17 +209,24 @@ impl Presence {
         let Some(listed) = r.fetched_ms else {
             return Refresh::List;
         };
-        if now >= listed + s.list_every(&self.config, mode) {
+        // With the channel, KV is listed for other locations only: at their pace.
+        let list_mode = if self.local { s.kv_mode(now) } else { mode };
+        if now >= listed + s.list_every(&self.config, list_mode) {
             return Refresh::List;
         }
         let read = listed.max(r.polled_ms.unwrap_or(0));
-        if mode == Mode::Peers && now >= read + self.config.refresh_ms {
-            let keys = r
-                .records
-                .keys()
-                .filter(|k| key_location(k) == self.location.as_deref())
-                .cloned()
-                .collect();
+        // With the channel, reads of it are free: its directory is polled in every mode,
+        // so that a new peer is found within a poll.
+        if (mode == Mode::Peers || self.local) && now >= read + self.config.refresh_ms {
+            let keys = if self.local {
+                self.directory_peers(now, site)
+            } else {
+                r.records
+                    .keys()
+                    .filter(|k| key_location(k) == self.location.as_deref())
+                    .cloned()
+                    .collect()
+            };
             return Refresh::Poll(keys);
         }
         Refresh::Fresh
@@ -228,6 +248,7 @@ impl Presence {
     ) {
         let my_loc = self.location.clone();
         let cfg = self.config.clone();
+        let local = self.local;
         let s = self.site(site);
         s.version += 1;
         for (k, rec) in read {
@@ -243,6 +264,9 @@ impl Presence {
                         s.remote.records.insert(k, (None, rec));
                     }
                 }
+                // A miss in the channel is "not known" (evicted), not "gone": the last copy
+                // vouches on for as long as it would have.
+                None if local => {}
                 None => {
                     s.remote.records.remove(&k);
                 }
@@ -291,6 +315,7 @@ impl Presence {
         let own = self.own_key(site);
         let my_loc = self.location.clone();
         let cfg = self.config.clone();
+        let local = self.local;
         let s = self.site(site);
         let members = s.remote.members_until > s.remote.fetched_ms.unwrap_or(0);
         let mut fetched: HashMap<String, Arc<IndexedRecord>> = fetched.into_iter().collect();
@@ -331,7 +356,8 @@ impl Presence {
         }
         let mode = s.mode(now);
         s.mode = Some(mode);
-        if mode == Mode::Solo {
+        let list_mode = if local { s.kv_mode(now) } else { mode };
+        if list_mode == Mode::Solo {
             s.remote.solo_streak += 1;
         } else {
             s.remote.solo_streak = 0;

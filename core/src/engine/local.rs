@@ -1,0 +1,305 @@
+//! The per-location channel: where it works (the Cache API on a custom domain), the
+//! isolates of one location exchange their records through it instead of KV, and only one
+//! of them — the location's *publisher* — writes to KV and lists it. KV's bill is then set
+//! by the remote delay per location, whatever the number of isolates (`docs/design.md`,
+//! "The per-location channel").
+//!
+//! The channel has no listing, so a location keeps a [`Directory`] in it: the record keys
+//! of its isolates with when each last renewed its entry. Every isolate reads it with each
+//! poll and adds itself when it is missing or old; a lost update (two isolates rewriting it
+//! at once) is repaired by the next poll of whoever was dropped. The publisher is the
+//! isolate with the lowest key among the fresh entries, so all isolates that read the same
+//! directory agree on it without a lease. After each listing of KV the publisher puts what
+//! it listed of other locations in the channel ([`Snapshot`]), so the others need no
+//! listing of their own.
+//!
+//! A miss in the channel (an entry evicted, or never written) means "not known", never "no
+//! tabs": a peer's record that cannot be read keeps its last copy, which vouches for its
+//! tabs only as long as a record in KV would.
+
+use super::*;
+
+/// How often an isolate renews its directory entry, in ms.
+pub const DIR_RENEW_MS: u64 = 10_000;
+
+/// An entry not renewed for this long no longer stands for publisher, in ms: its isolate
+/// has had no request for that long, or was evicted. (Its record is still read until
+/// [`EngineConfig::peer_active_ms`] has passed, as a record in KV would be.)
+pub const DIR_STALE_MS: u64 = 30_000;
+
+/// A location's directory in the channel: each isolate's record key and when the isolate
+/// last renewed it (Unix ms).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directory {
+    /// Record key → renewed at.
+    #[serde(rename = "e")]
+    pub entries: BTreeMap<String, u64>,
+    /// The record key of the location's publisher: it keeps the role while it renews its
+    /// entry, and the first isolate to see its entry older than [`DIR_STALE_MS`] takes
+    /// it over (so an isolate back from a pause does not take it back).
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+}
+
+impl Directory {
+    /// Decodes a directory; `None` if `bytes` is not one.
+    #[must_use]
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// Encodes it.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The entries renewed within `within_ms` of `now`.
+    pub fn renewed_within(&self, now: u64, within_ms: u64) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .filter(move |(_, at)| **at + within_ms > now)
+            .map(|(k, _)| k.as_str())
+    }
+}
+
+/// What the publisher last listed of other locations, for the other isolates of its
+/// location to use as their listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When it listed, Unix ms.
+    #[serde(rename = "at")]
+    pub listed_ms: u64,
+    /// When its lister means to list again, Unix ms: until then (plus a remote delay) it
+    /// stands for a listing.
+    #[serde(rename = "n")]
+    pub next_ms: u64,
+    /// Other locations' record keys with their metadata.
+    #[serde(rename = "k")]
+    pub keys: Vec<(String, Option<String>)>,
+}
+
+impl Snapshot {
+    /// Decodes a snapshot; `None` if `bytes` is not one.
+    #[must_use]
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// Encodes it.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The keys as a listing returns them.
+    #[must_use]
+    pub fn listed(&self) -> Vec<ListedKey> {
+        self.keys
+            .iter()
+            .map(|(name, metadata)| ListedKey {
+                name: name.clone(),
+                metadata: metadata.clone(),
+            })
+            .collect()
+    }
+}
+
+/// What an isolate knows of its location's channel for one site.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LocalState {
+    /// The directory as last read (with this isolate's own renewal folded in).
+    pub(super) dir: Directory,
+    /// When the directory was last read.
+    pub(super) dir_read_ms: Option<u64>,
+    /// The earliest change to the location not yet in KV (own or a peer's).
+    pub(super) kv_pending: Option<u64>,
+    /// When this isolate last wrote the site's record to KV.
+    pub(super) kv_flushed_ms: Option<u64>,
+    /// Until when that record's lease runs.
+    pub(super) kv_lease_until_ms: u64,
+}
+
+impl LocalState {
+    /// Notes a change that KV has not seen.
+    pub(super) fn changed(&mut self, at: u64) {
+        self.kv_pending = Some(self.kv_pending.map_or(at, |p| p.min(at)));
+    }
+}
+
+impl SiteState {
+    /// Whether `own` publishes its location to KV: the directory names it (an isolate
+    /// that has not read the directory yet publishes).
+    pub(super) fn is_publisher(&self, own: &str) -> bool {
+        self.local.dir_read_ms.is_none() || self.local.dir.publisher.as_deref() == Some(own)
+    }
+
+    /// How this location looks from KV's side, with the channel: as one isolate would
+    /// (other locations active, or no one), whatever the peers in the channel.
+    pub(super) fn kv_mode(&self, now: u64) -> Mode {
+        if self.remote.other_active_until > now {
+            Mode::Remote
+        } else {
+            Mode::Solo
+        }
+    }
+
+    /// When the publisher's record must be written to KV: changes at the pace other
+    /// locations need (the remote delay; the solo delay while no other location is active;
+    /// the join delay for its first write), or the renewal of its lease.
+    pub(super) fn kv_due(&self, cfg: &EngineConfig, now: u64) -> Option<u64> {
+        let l = &self.local;
+        let delay = if l.kv_flushed_ms.is_none() {
+            cfg.join_delay_ms
+        } else if self.remote.other_active_until > now {
+            cfg.remote_delay_ms
+        } else {
+            cfg.solo_delay_ms
+        };
+        let changes = l.kv_pending.map(|p| p + delay);
+        let renew = (l.kv_flushed_ms.is_some() && self.has_content())
+            .then(|| l.kv_lease_until_ms.saturating_sub(cfg.lease_ms / 3));
+        let due = changes.into_iter().chain(renew).min()?;
+        Some(
+            l.kv_flushed_ms
+                .map_or(due, |f| due.max(f + cfg.flush_min_ms)),
+        )
+    }
+}
+
+impl Presence {
+    /// Whether this isolate exchanges records with its location through the channel.
+    #[must_use]
+    pub fn local(&self) -> bool {
+        self.local
+    }
+
+    /// Switches the channel on (the driver found that it works) or off. Switching forces a
+    /// listing, so the view is rebuilt from the new source.
+    pub fn set_local(&mut self, on: bool) {
+        if self.local == on {
+            return;
+        }
+        self.local = on;
+        for s in self.sites.values_mut() {
+            s.remote.fetched_ms = None;
+            s.local = LocalState::default();
+            s.pend(Urgency::Now, 0);
+        }
+    }
+
+    /// The channel key of `site`'s directory at this isolate's location.
+    #[must_use]
+    pub fn directory_key(&self, site: &str) -> String {
+        Key::Directory {
+            site,
+            location: self.location.as_deref(),
+        }
+        .to_string()
+    }
+
+    /// The channel key of the publisher's [`Snapshot`] of `site` at this location.
+    #[must_use]
+    pub fn snapshot_key(&self, site: &str) -> String {
+        Key::Snapshot {
+            site,
+            location: self.location.as_deref(),
+        }
+        .to_string()
+    }
+
+    /// Whether this isolate publishes `site` to KV (always, without the channel).
+    #[must_use]
+    pub fn is_publisher(&self, site: &str) -> bool {
+        !self.local
+            || self
+                .sites
+                .get(site)
+                .is_none_or(|s| s.is_publisher(&self.own_key(site)))
+    }
+
+    /// Whether a record listed at `key` is read from the channel (a peer of this location
+    /// while the channel is on) rather than from KV.
+    #[must_use]
+    pub fn reads_locally(&self, key: &str) -> bool {
+        self.local && self.same_location(key)
+    }
+
+    /// Applies the directory read from the channel (`None`: absent). Returns the directory
+    /// to write back when this isolate's entry is missing or due for renewal (with stale
+    /// entries dropped), else `None`.
+    pub fn apply_directory(
+        &mut self,
+        now: u64,
+        site: &str,
+        dir: Option<Directory>,
+    ) -> Option<Directory> {
+        let own = self.own_key(site);
+        let keep = self.config.peer_active_ms();
+        let s = self.site(site);
+        let mut dir = dir.unwrap_or_default();
+        s.local.dir_read_ms = Some(now);
+        let renewed = dir.entries.get(&own).copied();
+        let holder_fresh = dir
+            .publisher
+            .as_ref()
+            .and_then(|p| dir.entries.get(p))
+            .is_some_and(|at| *at + DIR_STALE_MS > now);
+        let claim = !holder_fresh;
+        let write = claim || renewed.is_none_or(|at| at + DIR_RENEW_MS <= now);
+        if write {
+            dir.entries.retain(|_, at| *at + keep > now);
+            dir.entries.insert(own.clone(), now);
+            if claim {
+                dir.publisher = Some(own);
+            }
+        }
+        s.local.dir = dir.clone();
+        write.then_some(dir)
+    }
+
+    /// Whether a [`Snapshot`] still stands for a listing: its lister has not yet missed its
+    /// next listing by a remote delay.
+    #[must_use]
+    pub fn snapshot_fresh(&self, now: u64, snapshot: &Snapshot) -> bool {
+        now < snapshot.next_ms + self.config.remote_delay_ms
+    }
+
+    /// The [`Snapshot`] of the listing just applied ([`Presence::apply_remote`]) with the
+    /// other locations' keys in `listed`, and how long the channel keeps it, in seconds.
+    #[must_use]
+    pub fn snapshot(&self, site: &str, listed: &[ListedKey]) -> (Snapshot, u64) {
+        let s = self.sites.get(site);
+        let listed_ms = s.and_then(|s| s.remote.fetched_ms).unwrap_or(0);
+        let every = s.map_or(self.config.remote_delay_ms, |s| {
+            s.list_every(&self.config, s.kv_mode(listed_ms))
+        });
+        let snapshot = Snapshot {
+            listed_ms,
+            next_ms: listed_ms + every,
+            keys: listed
+                .iter()
+                .filter(|k| !self.reads_locally(&k.name))
+                .map(|k| (k.name.clone(), k.metadata.clone()))
+                .collect(),
+        };
+        let ttl_s = ((every + self.config.remote_delay_ms) / 1000).max(MIN_TTL_S);
+        (snapshot, ttl_s)
+    }
+
+    /// The record keys of this location's other isolates in the last directory read (those
+    /// renewed within [`EngineConfig::peer_active_ms`]: their records may still vouch).
+    #[must_use]
+    pub fn directory_peers(&self, now: u64, site: &str) -> Vec<String> {
+        let own = self.own_key(site);
+        let keep = self.config.peer_active_ms();
+        self.sites.get(site).map_or_else(Vec::new, |s| {
+            s.local
+                .dir
+                .renewed_within(now, keep)
+                .filter(|k| **k != *own)
+                .map(str::to_owned)
+                .collect()
+        })
+    }
+}
