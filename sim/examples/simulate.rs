@@ -18,7 +18,7 @@ use std::time::Instant;
 use herenow_core::history::budget::{self, BudgetReport, BudgetRun, TARGET_WRITES_PER_DAY};
 use herenow_sim::cli::{self, Options, SWEEP};
 use herenow_sim::free::{FreePlan, PROBE_MEASURE_MS, free_plan_search};
-use herenow_sim::{Report, Routing, Row, Scenario};
+use herenow_sim::{Channel, Report, Routing, Row, Scenario};
 
 /// Measure times of the full run's sweeps, chosen to keep it near 10 minutes on 2 cores
 /// with the engine of 2026-12 (medium at 32 isolates is the slowest run).
@@ -56,14 +56,14 @@ fn main() {
         .unzip();
     // The free plan's figure: always at one isolate (cached per settings), for every row
     // with --free-plan.
-    let mut free: HashMap<(usize, Routing), [FreePlan; 3]> = HashMap::new();
+    let mut free: HashMap<(usize, Routing, Channel), [FreePlan; 3]> = HashMap::new();
     for (job, _) in jobs.iter().zip(&reports) {
         let i = job.sc.isolates_per_location;
         if i == 1 || opts.free_plan {
             for &routing in &job.routings {
                 // One isolate: both routings are the same run.
                 let routing = if i == 1 { Routing::Random } else { routing };
-                free.entry((i, routing)).or_insert_with(|| {
+                free.entry((i, routing, job.sc.channel)).or_insert_with(|| {
                     eprintln!(
                         "[{:>6.1} s] free plan: searching visitors at {i} isolate(s), {} routing",
                         started.elapsed().as_secs_f64(),
@@ -81,7 +81,11 @@ fn main() {
             let mut r = r.clone();
             r.scenario.routing = routing;
             let i = job.sc.isolates_per_location;
-            let f = free.get(&(i, if i == 1 { Routing::Random } else { routing }));
+            let f = free.get(&(
+                i,
+                if i == 1 { Routing::Random } else { routing },
+                job.sc.channel,
+            ));
             let rs = (0..3)
                 .map(|d| r.row(d, opts.seed, f.map(|f| &f[d])))
                 .collect();
@@ -108,6 +112,14 @@ fn main() {
         }
     } else {
         print_tables(&rows, &opts);
+        if opts.diagnose {
+            for (r, rs) in &rows {
+                println!(
+                    "== where the error comes from: {} I={} {} {} ==\n{}",
+                    r.scenario.name, rs[2].isolates, rs[2].routing, rs[2].channel, r.diagnostics
+                );
+            }
+        }
         println!(
             "== history, records and alerts: KV writes per site per day (target ≤ {TARGET_WRITES_PER_DAY}), one simulated day, KV lag up to 60 s =="
         );
@@ -183,19 +195,30 @@ fn plan(o: &Options) -> Vec<Job> {
     let mut add = |sc: Scenario, isolates: &[usize], measure_ms: Option<u64>| {
         for &i in isolates {
             let rs = routings(i);
-            let mut sc = o.apply(sc.clone()).with_isolates(i);
-            if let Some(ms) = o.measure_min.map(|m| (m * 60_000.0) as u64).or(measure_ms) {
-                sc = sc.with_measure(ms);
-            }
-            if i == 1 {
-                // One isolate: random and sticky routing are the same run.
-                jobs.push(Job { sc, routings: rs });
-            } else {
-                for r in rs {
+            let channels = o
+                .channel
+                .map_or_else(|| vec![Channel::Kv, Channel::Cache], |c| vec![c]);
+            for ch in channels {
+                let mut sc = o
+                    .apply(sc.clone())
+                    .with_isolates(i)
+                    .with_channel(ch, o.channel_miss);
+                if let Some(ms) = o.measure_min.map(|m| (m * 60_000.0) as u64).or(measure_ms) {
+                    sc = sc.with_measure(ms);
+                }
+                if i == 1 {
+                    // One isolate: random and sticky routing are the same run.
                     jobs.push(Job {
-                        sc: sc.clone().with_routing(r, o.move_prob),
-                        routings: vec![r],
+                        sc,
+                        routings: rs.clone(),
                     });
+                } else {
+                    for &r in &rs {
+                        jobs.push(Job {
+                            sc: sc.clone().with_routing(r, o.move_prob),
+                            routings: vec![r],
+                        });
+                    }
                 }
             }
         }
@@ -240,22 +263,24 @@ fn run_all(jobs: &[Job], o: &Options, started: Instant) -> Vec<Option<Report>> {
                     let Some(&j) = order.get(k) else { break };
                     let sc = &jobs[j].sc;
                     eprintln!(
-                        "[{:>6.1} s] running {} ({} visits, {} location(s) × {} isolate(s), {} routing, {:.0} min measured)",
+                        "[{:>6.1} s] running {} ({} visits, {} location(s) × {} isolate(s), {} routing, peers through {}, {:.0} min measured)",
                         started.elapsed().as_secs_f64(),
                         sc.name,
                         sc.visitors,
                         sc.locations,
                         sc.isolates_per_location,
                         sc.routing.name(),
+                        sc.channel.name(),
                         sc.measure_ms as f64 / 60_000.0
                     );
                     let r = herenow_sim::run(sc, o.seed);
                     eprintln!(
-                        "[{:>6.1} s] done {} I={} {} in {:.1} s",
+                        "[{:>6.1} s] done {} I={} {} {} in {:.1} s",
                         started.elapsed().as_secs_f64(),
                         sc.name,
                         sc.isolates_per_location,
                         sc.routing.name(),
+                        sc.channel.name(),
                         r.runtime_s
                     );
                     if let Ok(mut v) = out.lock() {
@@ -279,22 +304,31 @@ fn opt(x: Option<f64>, prec: usize) -> String {
 /// Per scenario and routing: a table over isolates of herenow's figures (with design (a)'s
 /// beside where it matters), then the targets.
 fn print_tables(rows: &[(Report, Vec<Row>)], o: &Options) {
-    let mut groups: Vec<(String, &'static str)> = Vec::new();
+    let mut groups: Vec<(String, &'static str, &'static str)> = Vec::new();
     for (_, rs) in rows {
-        let key = (rs[2].scenario.clone(), rs[2].routing);
+        let key = (rs[2].scenario.clone(), rs[2].routing, rs[2].channel);
         if !groups.contains(&key) {
             groups.push(key);
         }
     }
-    for (name, routing) in groups {
+    for (name, routing, channel) in groups {
         let g: Vec<&(Report, Vec<Row>)> = rows
             .iter()
-            .filter(|(_, rs)| rs[2].scenario == name && rs[2].routing == routing)
+            .filter(|(_, rs)| {
+                rs[2].scenario == name && rs[2].routing == routing && rs[2].channel == channel
+            })
             .collect();
         let first = &g[0].0;
         let sc = &first.scenario;
+        let channel = match channel {
+            "cache" => format!(
+                "peers through the Cache API (custom domain; reads miss {:.0} %)",
+                100.0 * sc.channel_miss
+            ),
+            _ => "peers through KV (workers.dev)".to_owned(),
+        };
         println!(
-            "== {name}, {routing} routing{}: {} visits in progress, {} location(s), {:.0} min measured; heartbeat {} s, window {} s; seed {} ==",
+            "== {name}, {routing} routing{}, {channel}: {} visits in progress, {} location(s), {:.0} min measured; heartbeat {} s, window {} s; seed {} ==",
             if routing == "sticky" {
                 format!(" (move chance {} per request)", sc.move_prob)
             } else {
@@ -308,7 +342,7 @@ fn print_tables(rows: &[(Report, Vec<Row>)], o: &Options) {
             o.seed
         );
         println!(
-            "   {:>3} {:>8} {:>7} {:>7} {:>8} {:>7} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6}",
+            "   {:>3} {:>8} {:>7} {:>7} {:>8} {:>7} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7}",
             "I",
             "online",
             "writes",
@@ -326,13 +360,14 @@ fn print_tables(rows: &[(Report, Vec<Row>)], o: &Options) {
             "own99s",
             "else99",
             "shown99",
-            "free"
+            "free",
+            "cache/r"
         );
         for (_, rs) in &g {
             let (h, a) = (&rs[2], &rs[0]);
             let p = &h.per_visitor_hour;
             println!(
-                "   {:>3} {:>8.1} {:>7.2} {:>7.2} {:>8.1} {:>7.1} {:>9.3} {:>9.2} {:>8.2} {:>8.2} {:>7.1} {:>7.2} {:>7.2} {:>+7.2} {:>7.2} {:>7} {:>7} {:>6}",
+                "   {:>3} {:>8.1} {:>7.2} {:>7.2} {:>8.1} {:>7.1} {:>9.3} {:>9.2} {:>8.2} {:>8.2} {:>7.1} {:>7.2} {:>7.2} {:>+7.2} {:>7.2} {:>7} {:>7} {:>6} {:>7.2}",
                 h.isolates,
                 h.online_mean,
                 p.writes,
@@ -351,6 +386,7 @@ fn print_tables(rows: &[(Report, Vec<Row>)], o: &Options) {
                 opt(h.leave_elsewhere_p99_s, 1),
                 opt(h.others_change_shown_p99_s, 1),
                 opt(h.free_plan_max_visitors, 1),
+                h.channel_calls_per_request,
             );
         }
         println!(
@@ -358,7 +394,8 @@ fn print_tables(rows: &[(Report, Vec<Row>)], o: &Options) {
              $/1k·mo: marginal bill per 1,000 people online around the clock a month, quotas subtracted, the $5 base left out, \
              and its KV part; (a) $: the same for design (a); w ×(a): times fewer writes than (a); err99%/orc99%: count error \
              p99, herenow and the oracle at the same write budget; own99s/else99/shown99: a leave at its own location, \
-             elsewhere, and another visitor's change on an open page, p99 s; free: people online within the free plan)"
+             elsewhere, and another visitor's change on an open page, p99 s; free: people online within the free plan; \
+             cache/r: Cache API calls per request, free but counted against the subrequest limit)"
         );
         for line in targets(&g) {
             println!("   {line}");

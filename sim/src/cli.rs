@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use super::scenario::{DEFAULT_MOVE_PROB, Routing, Scenario};
+use super::scenario::{Channel, DEFAULT_MOVE_PROB, Routing, Scenario};
 
 /// The isolates per location the full run sweeps (for medium; large runs fewer).
 pub const SWEEP: [usize; 6] = [1, 2, 4, 8, 16, 32];
@@ -19,6 +19,10 @@ pub struct Options {
     pub routing: Option<Routing>,
     /// Sticky routing's chance per request to move.
     pub move_prob: f64,
+    /// One channel only (default: both, `kv` and `cache`).
+    pub channel: Option<Channel>,
+    /// With the cache channel, the chance that a read of it misses.
+    pub channel_miss: f64,
     /// Minutes measured (overrides each scenario's).
     pub measure_min: Option<f64>,
     /// The seed.
@@ -66,6 +70,8 @@ impl Default for Options {
             isolates: None,
             routing: None,
             move_prob: DEFAULT_MOVE_PROB,
+            channel: None,
+            channel_miss: 0.0,
             measure_min: None,
             seed: 1,
             heartbeat_s: None,
@@ -103,7 +109,7 @@ impl std::error::Error for CliError {}
 
 /// The usage text.
 pub const USAGE: &str = "usage: simulate [--only small|medium|large] [--isolates N] \
-[--routing random|sticky] [--move-prob P] [--measure-min N | --measure-s N] [--seed N] \
+[--routing random|sticky] [--move-prob P] [--channel kv|cache] [--channel-miss P] [--measure-min N | --measure-s N] [--seed N] \
 [--locations N] [--visitors N] [--no-evictions] [--sample-s N] [--warmup-s N] [--heartbeat-s N] \
 [--window-s N] [--solo-delay-s N] [--lease-s N] [--lag-s N] [--remote-delay-ms N] [--join-delay-ms N] [--json] [--diagnose] \
 [--free-plan] [--jobs N]";
@@ -169,6 +175,26 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, CliError
                         )));
                     }
                 });
+            }
+            Long("channel") => {
+                let s: String = value(&mut p, "--channel", |_| true, "kv or cache")?;
+                o.channel = Some(match s.as_str() {
+                    "kv" => Channel::Kv,
+                    "cache" => Channel::Cache,
+                    _ => {
+                        return Err(CliError(format!(
+                            "--channel: bad value {s:?} (expected kv or cache)"
+                        )));
+                    }
+                });
+            }
+            Long("channel-miss") => {
+                o.channel_miss = value(
+                    &mut p,
+                    "--channel-miss",
+                    |x: &f64| (0.0..=1.0).contains(x),
+                    "a probability from 0 to 1",
+                )?;
             }
             Long("move-prob") => {
                 o.move_prob = value(

@@ -10,6 +10,8 @@ use herenow_core::engine::{IndexedRecord, Record};
 
 use herenow_core::store::{LIST_PAGE, ListPage, ListedKey, Store, StoreError};
 
+use super::channel::ChannelModel;
+
 /// Operations served.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Ops {
@@ -307,11 +309,15 @@ impl NaiveKv {
 /// record was written (for its leave probes and oracles).
 pub(crate) struct At<'a> {
     pub kv: &'a RefCell<KvModel>,
+    /// The per-location channel, where the scenario has one.
+    pub channel: Option<&'a RefCell<ChannelModel>>,
     pub loc: u16,
     pub now: u64,
     pub account: bool,
     pub own_key: &'a str,
     pub wrote_own: Cell<bool>,
+    /// The isolate's own record was put in the per-location channel (its peers see it).
+    pub shared_own: Cell<bool>,
 }
 
 impl Store for At<'_> {
@@ -352,5 +358,31 @@ impl Store for At<'_> {
             .kv
             .borrow_mut()
             .get_indexed(key, self.loc, self.now, self.account))
+    }
+
+    fn has_local(&self) -> bool {
+        self.channel.is_some()
+    }
+
+    async fn local_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.channel?.borrow_mut().get(key, self.now, self.account)
+    }
+
+    async fn local_put(&self, key: &str, value: Vec<u8>, ttl_s: u64) -> bool {
+        let Some(c) = self.channel else {
+            return false;
+        };
+        c.borrow_mut()
+            .put(key, value, ttl_s, self.now, self.account);
+        if key == self.own_key {
+            self.shared_own.set(true);
+        }
+        true
+    }
+
+    async fn local_get_record(&self, key: &str) -> Option<Arc<IndexedRecord>> {
+        self.channel?
+            .borrow_mut()
+            .get_indexed(key, self.now, self.account)
     }
 }

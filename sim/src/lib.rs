@@ -53,6 +53,7 @@
 //!   streams, so that for a seed every setting and design sees the same visitors and is
 //!   sampled at the same instants and locations (paired comparisons).
 
+mod channel;
 pub mod cli;
 pub mod cost;
 pub mod free;
@@ -68,4 +69,4 @@ pub use report::{
 };
 pub use row::{DESIGNS, PerVisitorHour, Row};
 pub use run::run;
-pub use scenario::{DEFAULT_MOVE_PROB, Routing, Scenario, Workload};
+pub use scenario::{Channel, DEFAULT_MOVE_PROB, Routing, Scenario, Workload};

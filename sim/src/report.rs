@@ -217,6 +217,9 @@ pub struct Report {
     /// Heartbeats, beacons and leaves sent while measuring: the Worker requests clients
     /// make (the simulation's own count samples are not among them).
     pub client_requests: u64,
+    /// Calls to the per-location channel while measuring (gets, puts): free, but each
+    /// counts against a request's subrequest limit.
+    pub channel_calls: (u64, u64),
     /// Host thread CPU time spent in the driver's calls for those requests (and the delayed
     /// flushes they scheduled), per request, in ms.
     pub host_cpu_ms_per_request: f64,

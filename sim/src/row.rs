@@ -33,6 +33,12 @@ pub struct Row {
     pub isolates: usize,
     /// random or sticky.
     pub routing: &'static str,
+    /// How a location's isolates exchange records: `kv` (a `workers.dev` deployment) or
+    /// `cache` (the Cache API on a custom domain).
+    pub channel: &'static str,
+    /// Calls to the per-location channel per Worker request (free; each counts against the
+    /// request's subrequest limit, 50 on the free plan).
+    pub channel_calls_per_request: f64,
     /// Sticky routing's chance per request of moving to another isolate.
     pub move_prob: f64,
     /// The heartbeat interval, in seconds.
@@ -131,6 +137,13 @@ impl Report {
             design: DESIGNS[d],
             isolates: sc.isolates_per_location,
             routing: sc.routing.name(),
+            channel: sc.channel.name(),
+            channel_calls_per_request: if d == 2 {
+                (self.channel_calls.0 + self.channel_calls.1) as f64
+                    / self.client_requests.max(1) as f64
+            } else {
+                0.0
+            },
             move_prob: sc.move_prob,
             heartbeat_s: sc.engine.heartbeat_ms as f64 / 1000.0,
             window_s: sc.engine.window_ms as f64 / 1000.0,

@@ -10,11 +10,12 @@ use fastrand::Rng;
 
 use std::cell::{Cell, RefCell};
 
+use super::channel::ChannelModel;
 use super::kv::{At, KvModel, NaiveKv, Ops, lag};
 use super::report::{
     CACHE_REFRESH_MS, DIAG_ROWS, DesignReport, Diagnostics, ORACLES, Report, Stat,
 };
-use super::scenario::{Routing, Scenario};
+use super::scenario::{Channel, Routing, Scenario};
 use super::truth::{CAUSES, Instant, TabTruth, Truth};
 use herenow_core::engine::{Member, Presence};
 use herenow_core::protocol::{Beat, TabState};
@@ -154,6 +155,8 @@ struct Sim<'a> {
     isos: Vec<Vec<Iso>>,
     loc_names: Vec<String>,
     kv: RefCell<KvModel>,
+    /// The per-location channel (used with [`Channel::Cache`] only).
+    channel: RefCell<ChannelModel>,
     naive: NaiveKv,
     naive_present: u64,
     measuring: bool,
@@ -332,12 +335,12 @@ impl Sim<'_> {
         let t0 = self.clock();
         let _ = block_on_ready(self.isos[l][slot].svc.heartbeat(&store, now, &beat, member));
         let spent = t0.map(|t| t.elapsed());
-        let wrote = store.wrote_own.get();
+        let (wrote, shared) = (store.wrote_own.get(), store.shared_own.get());
         if let Some(d) = spent {
             self.cpu += d;
         }
-        if wrote {
-            self.wrote_own(l, slot, now);
+        if wrote || shared {
+            self.wrote_own(l, slot, now, wrote);
         }
         if self.measuring {
             self.count_requests += 1;
@@ -483,12 +486,12 @@ impl Sim<'_> {
         let t0 = self.clock();
         block_on_ready(self.isos[loc as usize][slot].svc.leave(&store, now, &beat));
         let spent = t0.map(|t| t.elapsed());
-        let wrote = store.wrote_own.get();
+        let (wrote, shared) = (store.wrote_own.get(), store.shared_own.get());
         if let Some(d) = spent {
             self.cpu += d;
         }
-        if wrote {
-            self.wrote_own(loc as usize, slot, now);
+        if wrote || shared {
+            self.wrote_own(loc as usize, slot, now, wrote);
         }
         self.after_request(loc as usize, slot, now);
     }
@@ -529,11 +532,13 @@ impl Sim<'_> {
     fn store(&self, loc: usize, slot: usize, now: u64, account: bool) -> At<'_> {
         At {
             kv: &self.kv,
+            channel: (self.sc.channel == Channel::Cache).then_some(&self.channel),
             loc: loc as u16,
             now,
             account: account && self.measuring,
             own_key: &self.isos[loc][slot].own_key,
             wrote_own: Cell::new(false),
+            shared_own: Cell::new(false),
         }
     }
 
@@ -549,11 +554,15 @@ impl Sim<'_> {
         copy
     }
 
-    /// Bookkeeping after a write of isolate `slot`'s own record at `now`.
-    fn wrote_own(&mut self, loc: usize, slot: usize, now: u64) {
+    /// Bookkeeping after a write of isolate `slot`'s own record at `now`, to its peers (KV
+    /// or the channel); `kv`: to KV, where other locations read its summary.
+    fn wrote_own(&mut self, loc: usize, slot: usize, now: u64, kv: bool) {
         let iso = &mut self.isos[loc][slot];
         for i in iso.awaiting.drain(..) {
             self.leaves[i as usize].published = Some(now);
+        }
+        if !kv {
+            return;
         }
         let id = self.kv.borrow().key_id(&iso.own_key).unwrap_or_default();
         let at = self.truth_hist.mark(now);
@@ -839,12 +848,12 @@ impl Sim<'_> {
                     let t0 = self.clock();
                     block_on_ready(self.isos[l][s].svc.flush_timer_fired(&store, now, now));
                     let spent = t0.map(|t| t.elapsed());
-                    let wrote = store.wrote_own.get();
+                    let (wrote, shared) = (store.wrote_own.get(), store.shared_own.get());
                     if let Some(d) = spent {
                         self.cpu += d;
                     }
-                    if wrote {
-                        self.wrote_own(l, s, now);
+                    if wrote || shared {
+                        self.wrote_own(l, s, now, wrote);
                     }
                 }
             }
@@ -1150,6 +1159,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         isos: Vec::new(),
         loc_names,
         kv: RefCell::new(KvModel::new(seed, sc.max_lag_ms)),
+        channel: RefCell::new(ChannelModel::new(sc.channel_miss, seed)),
         naive: NaiveKv::default(),
         naive_present: 0,
         measuring: false,
@@ -1329,6 +1339,10 @@ fn finish(sim: Sim<'_>, started: std::time::Instant) -> Report {
         },
         requests: sim.requests,
         client_requests: sim.client_requests,
+        channel_calls: {
+            let c = sim.channel.borrow();
+            (c.gets, c.puts)
+        },
         host_cpu_ms_per_request: sim.cpu.as_secs_f64() * 1000.0 / sim.client_requests.max(1) as f64,
         routing_moves: sim.routing_moves,
         slot_changes: sim.slot_changes,

@@ -71,6 +71,27 @@ impl Routing {
     }
 }
 
+/// How the isolates of one location exchange their records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// Through KV alone: a `*.workers.dev` deployment, where the Cache API does nothing.
+    Kv,
+    /// Through the per-location channel (the Cache API on a custom domain), with KV
+    /// written and listed by each location's publisher only.
+    Cache,
+}
+
+impl Channel {
+    /// The name used on the command line and in the JSON output.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Kv => "kv",
+            Self::Cache => "cache",
+        }
+    }
+}
+
 /// One simulated deployment and how long to watch it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -88,6 +109,10 @@ pub struct Scenario {
     /// Under [`Routing::Sticky`], the chance per request that a tab moves to another
     /// isolate (default 0.02: about one new connection every 12 minutes of heartbeats).
     pub move_prob: f64,
+    /// How the isolates of a location exchange records.
+    pub channel: Channel,
+    /// With [`Channel::Cache`], the chance that a read of it misses (an evicted entry).
+    pub channel_miss: f64,
     /// Mean isolate lifetime before eviction (exponential).
     pub isolate_lifetime_ms: u64,
     /// The largest KV visibility lag between locations.
@@ -119,6 +144,8 @@ impl Scenario {
             isolates_per_location: 1,
             routing: Routing::Random,
             move_prob: DEFAULT_MOVE_PROB,
+            channel: Channel::Kv,
+            channel_miss: 0.0,
             isolate_lifetime_ms: 2 * 3_600_000,
             max_lag_ms: 60_000,
             warmup_ms: 10 * 60_000,
@@ -140,6 +167,8 @@ impl Scenario {
             isolates_per_location: 1,
             routing: Routing::Random,
             move_prob: DEFAULT_MOVE_PROB,
+            channel: Channel::Kv,
+            channel_miss: 0.0,
             isolate_lifetime_ms: 2 * 3_600_000,
             max_lag_ms: 60_000,
             warmup_ms: 10 * 60_000,
@@ -161,6 +190,8 @@ impl Scenario {
             isolates_per_location: 1,
             routing: Routing::Random,
             move_prob: DEFAULT_MOVE_PROB,
+            channel: Channel::Kv,
+            channel_miss: 0.0,
             isolate_lifetime_ms: 2 * 3_600_000,
             max_lag_ms: 60_000,
             // Isolates start alone and list the others at the solo delay (180 s); with KV's
@@ -191,6 +222,15 @@ impl Scenario {
     #[must_use]
     pub fn with_isolates(mut self, isolates: usize) -> Self {
         self.isolates_per_location = isolates.max(1);
+        self
+    }
+
+    /// The same scenario with its locations' isolates exchanging records through
+    /// `channel` (reads of a cache channel missing with chance `miss`).
+    #[must_use]
+    pub fn with_channel(mut self, channel: Channel, miss: f64) -> Self {
+        self.channel = channel;
+        self.channel_miss = miss;
         self
     }
 
@@ -229,6 +269,9 @@ impl Scenario {
                 self.isolates_per_location,
                 self.routing.name()
             );
+        }
+        if self.channel == Channel::Cache {
+            s = format!("{s} cache");
         }
         s
     }

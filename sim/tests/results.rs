@@ -192,6 +192,8 @@ fn bad_flags_exit_2_with_a_clear_message() {
         &["--sample-s", "0"],
         &["--warmup-s", "-5"],
         &["--measure-s", "0"],
+        &["--channel", "redis"],
+        &["--channel-miss", "1.5"],
     ] {
         let out = Command::new(example())
             .args(args)
@@ -294,8 +296,30 @@ fn a_json_line_parses_and_has_every_field() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
         .collect();
-    let designs: Vec<&str> = lines.iter().filter_map(|v| v["design"].as_str()).collect();
-    assert_eq!(designs, ["naive", "metadata", "herenow"]);
+    let designs: Vec<(&str, &str)> = lines
+        .iter()
+        .filter_map(|v| Some((v["design"].as_str()?, v["channel"].as_str()?)))
+        .collect();
+    // Without --channel, both: peers through KV (workers.dev) and through the Cache API.
+    assert_eq!(
+        designs,
+        [
+            ("naive", "kv"),
+            ("metadata", "kv"),
+            ("herenow", "kv"),
+            ("naive", "cache"),
+            ("metadata", "cache"),
+            ("herenow", "cache")
+        ]
+    );
+    let cached = &lines[5];
+    assert!(
+        cached["channel_calls_per_request"]
+            .as_f64()
+            .is_some_and(|c| c > 0.0),
+        "{cached}"
+    );
+    assert_eq!(lines[2]["channel_calls_per_request"], 0.0);
     // The history's KV budget, beside its target, for both of its runs.
     let budget: Vec<&serde_json::Value> = lines
         .iter()
@@ -319,6 +343,7 @@ fn a_json_line_parses_and_has_every_field() {
         "design",
         "isolates",
         "routing",
+        "channel",
         "online_mean",
         "per_visitor_hour",
         "dollars_per_month",
@@ -357,4 +382,56 @@ fn a_json_line_parses_and_has_every_field() {
     );
     assert!(h["others_change_shown_p99_s"].is_number());
     assert!(lines[0]["others_change_shown_p99_s"].is_null());
+}
+
+/// KV dollars per visitor-hour of `sc`'s herenow row.
+fn kv_per_vh(sc: &Scenario) -> (f64, herenow_sim::Report) {
+    let r = run(sc, 4);
+    let row = r.row(2, 4, None);
+    (row.kv_usd_per_1000_visitor_hours, r)
+}
+
+#[test]
+fn with_the_cache_channel_kv_cost_stays_flat_in_isolates_and_counts_stay_right() {
+    use herenow_sim::Channel;
+    let cache = |i| tiny(i, Routing::Random, 0.0).with_channel(Channel::Cache, 0.0);
+    let (one, _) = kv_per_vh(&cache(1));
+    let (eight, r8) = kv_per_vh(&cache(8));
+    assert!(
+        eight <= 2.0 * one,
+        "KV $/kvh {eight} at 8 isolates vs {one} at 1"
+    );
+    let h = r8.herenow();
+    assert_eq!(h.violations, 0);
+    assert!(h.leave_own.p99 <= 2.0, "{:?}", h.leave_own);
+    // As accurate as the oracle at the 20x write budget allows (this small site's count
+    // is mostly KV's lag between its two locations).
+    let row = r8.row(2, 4, None);
+    assert!(
+        row.error_p99_pct <= 1.25 * row.oracle_p99_pct,
+        "error p99 {} vs oracle {}",
+        row.error_p99_pct,
+        row.oracle_p99_pct
+    );
+    // Through KV (workers.dev) the same isolates cost several times as much.
+    let (eight_kv, _) = kv_per_vh(&tiny(8, Routing::Random, 0.0));
+    assert!(
+        eight_kv > 3.0 * eight,
+        "KV channel {eight_kv} vs cache {eight}"
+    );
+    // Reads of the channel that miss a tenth of the time (evictions) lose no one: the last
+    // copy of a peer's record vouches on.
+    let r = run(&cache(8).with_channel(Channel::Cache, 0.1), 4);
+    let missed = r.row(2, 4, None);
+    assert!(
+        missed.error_p99_pct <= 1.25 * missed.oracle_p99_pct,
+        "error p99 {} vs oracle {} with misses",
+        missed.error_p99_pct,
+        missed.oracle_p99_pct
+    );
+    assert!(
+        r.herenow().leave_own.p99 <= 3.0,
+        "{:?}",
+        r.herenow().leave_own
+    );
 }

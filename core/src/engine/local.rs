@@ -128,10 +128,11 @@ impl LocalState {
 }
 
 impl SiteState {
-    /// Whether `own` publishes its location to KV: the directory names it (an isolate
-    /// that has not read the directory yet publishes).
+    /// Whether `own` publishes its location to KV: the directory, as last read, names it.
+    /// An isolate that has not read it yet does not: its view may be empty, and its summary
+    /// would replace the location's (a first request that is a leave refreshes nothing).
     pub(super) fn is_publisher(&self, own: &str) -> bool {
-        self.local.dir_read_ms.is_none() || self.local.dir.publisher.as_deref() == Some(own)
+        self.local.dir_read_ms.is_some() && self.local.dir.publisher.as_deref() == Some(own)
     }
 
     /// How this location looks from KV's side, with the channel: as one isolate would
@@ -225,7 +226,8 @@ impl Presence {
         self.local && self.same_location(key)
     }
 
-    /// Applies the directory read from the channel (`None`: absent). Returns the directory
+    /// Applies the directory read from the channel (`None`: absent or evicted, read as the
+    /// directory last read). Returns the directory
     /// to write back when this isolate's entry is missing or due for renewal (with stale
     /// entries dropped), else `None`.
     pub fn apply_directory(
@@ -237,7 +239,9 @@ impl Presence {
         let own = self.own_key(site);
         let keep = self.config.peer_active_ms();
         let s = self.site(site);
-        let mut dir = dir.unwrap_or_default();
+        // A miss is "not known", not "empty": start from the directory last read, so that
+        // an evicted entry does not erase the location's isolates or its publisher.
+        let mut dir = dir.unwrap_or_else(|| s.local.dir.clone());
         s.local.dir_read_ms = Some(now);
         let renewed = dir.entries.get(&own).copied();
         let holder_fresh = dir
