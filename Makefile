@@ -92,7 +92,7 @@ test-wasm:
 
 test-worker:
 	@echo "==> suite: the built worker in workerd (Miniflare)"
-	@node --test --test-reporter=spec tests/worker.test.mjs tests/faults.test.mjs tests/locations.test.mjs tests/history.test.mjs
+	@node --test --test-reporter=spec tests/worker.test.mjs tests/faults.test.mjs tests/locations.test.mjs tests/history.test.mjs tests/channel.test.mjs
 
 # WRANGLER_LOG=debug: the log lists every file the deploy reads from its assets directory,
 # which tests/deploy-assets.test.mjs checks for dev-only files.

@@ -42,6 +42,42 @@ function compatDate(dir) {
 }
 
 /**
+ * The counting KV binding: a worker named `counting-kv` holding the real namespace `real`
+ * (REAL) that a worker reaches through `wrappedBindings: { <binding>: { scriptName:
+ * "counting-kv" } }`; every operation is counted in `ops` (by kind, bytes written) and
+ * `byTag` (`put:r`, `get:m`, …) before it runs. Returns { worker, ops, byTag, lastFailure,
+ * reset() }.
+ */
+export function countingKv() {
+  const ops = zeroOps();
+  const byTag = {};
+  const lastFailure = { why: "" };
+  const worker = {
+    name: "counting-kv",
+    modules: true,
+    script: COUNTING_KV,
+    kvNamespaces: { REAL: "real" },
+    serviceBindings: {
+      COUNT: (req) => {
+        const u = new URL(req.url);
+        const op = u.pathname.slice(1);
+        if (op in ops) ops[op] += 1;
+        ops.bytes += Number(u.searchParams.get("bytes") || 0);
+        if (op === "failed") lastFailure.why = u.searchParams.get("why");
+        const t = u.searchParams.get("tag");
+        if (t && op !== "list") byTag[`${op}:${t}`] = (byTag[`${op}:${t}`] ?? 0) + 1;
+        return new Response("ok");
+      },
+    },
+  };
+  const reset = () => {
+    for (const k of Object.keys(ops)) ops[k] = 0;
+    for (const k of Object.keys(byTag)) delete byTag[k];
+  };
+  return { worker, ops, byTag, lastFailure, reset };
+}
+
+/**
  * Starts `kind` ("herenow": the built edge worker in `dir`/build; "naive": bench/naive) with
  * its KV binding counted, as `isolates` workers (separate isolates) on one KV namespace;
  * `fetch` sends requests round-robin across them, `workers[i].fetch` to one of them. Every
@@ -50,9 +86,8 @@ function compatDate(dir) {
  * Returns { mf, ops, reset(), fetch(), workers, origin, isolates }.
  */
 export async function startCounted({ kind, dir, vars, origin, isolates = 1, cf = { colo: "BNC" } }) {
-  const ops = zeroOps();
-  const byTag = {};
-  const lastFailure = { why: "" };
+  const counting = countingKv();
+  const { ops, byTag, lastFailure, reset } = counting;
   const binding = kind === "herenow" ? "PRESENCE" : "KV";
   const worker = kind === "herenow"
     ? {
@@ -77,24 +112,7 @@ export async function startCounted({ kind, dir, vars, origin, isolates = 1, cf =
         bindings: { SITES: JSON.stringify({ demo: { origins: [origin] } }), ...vars },
         wrappedBindings: { [binding]: { scriptName: "counting-kv" } },
       })),
-      {
-        name: "counting-kv",
-        modules: true,
-        script: COUNTING_KV,
-        kvNamespaces: { REAL: "real" },
-        serviceBindings: {
-          COUNT: (req) => {
-            const u = new URL(req.url);
-            const op = u.pathname.slice(1);
-            if (op in ops) ops[op] += 1;
-            ops.bytes += Number(u.searchParams.get("bytes") || 0);
-            if (op === "failed") lastFailure.why = u.searchParams.get("why");
-            const t = u.searchParams.get("tag");
-            if (t && op !== "list") byTag[`${op}:${t}`] = (byTag[`${op}:${t}`] ?? 0) + 1;
-            return new Response("ok");
-          },
-        },
-      },
+      counting.worker,
     ],
   });
   await mf.ready;
@@ -102,15 +120,11 @@ export async function startCounted({ kind, dir, vars, origin, isolates = 1, cf =
     .map((w) => ({ fetch: (url, init = {}) => w.fetch(url, { ...init, cf }) }));
   let turn = 0;
   const fetch = (url, init) => workers[turn++ % workers.length].fetch(url, init);
-  const reset = () => {
-    for (const k of Object.keys(ops)) ops[k] = 0;
-    for (const k of Object.keys(byTag)) delete byTag[k];
-  };
   return { mf, ops, byTag, lastFailure, reset, fetch, workers, origin, isolates, keys: () => listKeys(mf) };
 }
 
 /** Every key in the shared namespace (for checks: record keys name their location). */
-async function listKeys(mf) {
+export async function listKeys(mf) {
   const kv = await mf.getKVNamespace("REAL", "counting-kv");
   const out = [];
   let cursor;

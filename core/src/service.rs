@@ -423,7 +423,7 @@ impl Service {
             None => list_records(store, site)
                 .await?
                 .into_iter()
-                .filter(|k| !self.with(|p| p.reads_locally(&k.name)))
+                .filter(|k| !self.with(|p| p.reads_locally(site, &k.name)))
                 .collect(),
         };
         listed.extend(peers.into_iter().map(|name| ListedKey {
@@ -433,7 +433,7 @@ impl Service {
         let wanted = self.with(|p| p.keys_to_fetch(site, &listed));
         let mut fetched = Vec::with_capacity(wanted.len());
         for key in wanted {
-            let record = if self.with(|p| p.reads_locally(&key)) {
+            let record = if self.with(|p| p.reads_locally(site, &key)) {
                 store.local_get_record(&key).await
             } else {
                 store.get_record(&key).await?

@@ -330,3 +330,36 @@ fn a_return_after_a_leave_elsewhere_shows_at_every_peer() {
         }
     }
 }
+
+/// A record of this location in KV that the channel does not know (its isolate ran without
+/// the channel: an older version during a deploy, or a restart that lost the channel, as
+/// the edge's `presence survives a restart` test does) still counts at the isolates that
+/// use the channel.
+#[test]
+fn a_record_of_this_location_the_channel_does_not_know_still_counts() {
+    let clock = ManualClock::new(T0);
+    let kv = MemoryStore::new(clock.clone());
+    let old = isolates(1, "LHR", "old");
+    let mut now = T0;
+    let _ = block_on_ready(old[0].heartbeat(&kv, now, &beat(1), None));
+    for _ in 0..20 {
+        now += 100;
+        clock.set(now);
+        let _ = block_on_ready(old[0].flush(&kv, now));
+    }
+    assert_eq!(
+        kv.keys(),
+        ["r:demo:LHR/old00"],
+        "written without the channel"
+    );
+    kv.set_local(true);
+    let new = isolates(2, "LHR", "new");
+    for _ in 0..20 {
+        now += 100;
+        clock.set(now);
+        for (i, s) in new.iter().enumerate() {
+            assert_eq!(online(s, &kv, now), 1, "new isolate {i}");
+            let _ = block_on_ready(s.flush(&kv, now));
+        }
+    }
+}

@@ -16,6 +16,7 @@ use herenow_core::store::Store;
 use herenow_core::token;
 use herenow_core::{Code, Error};
 
+use crate::cache::Probe;
 use crate::config::{Config, SiteConfig, read_key_name};
 use crate::widget;
 
@@ -119,6 +120,7 @@ pub struct App {
     service: Service,
     recorder: Recorder,
     limiter: RefCell<Limiter>,
+    probe: Probe,
 }
 
 /// A webhook call the glue must make (inside `waitUntil`, retried as
@@ -233,11 +235,13 @@ impl App {
         }
         let recorder = Recorder::new(history);
         let limiter = RefCell::new(Limiter::new(config.limits, seed));
+        let probe = Probe::new(config.channel);
         Self {
             config,
             service,
             recorder,
             limiter,
+            probe,
         }
     }
 
@@ -284,10 +288,17 @@ impl App {
         &self.service
     }
 
+    /// Whether this isolate's probe found the per-location channel (the Cache API) working,
+    /// and when it probes again (`crate::cache`).
+    #[must_use]
+    pub fn channel_probe(&self) -> &Probe {
+        &self.probe
+    }
+
     /// `/healthz` with `DEBUG_STATS` set: this isolate's id (as in its record keys: a new
     /// one means the isolate restarted), the wasm linear memory's size (on wasm32; it never
-    /// shrinks, so it is the peak the Rust heap needed) and how many entries the engine and
-    /// the limiter hold. Counts only, nothing about any visitor.
+    /// shrinks, so it is the peak the Rust heap needed), how many entries the engine and
+    /// the limiter hold, and whether the per-location channel is on. Counts only, nothing about any visitor.
     #[must_use]
     pub fn debug_stats(&self, now: u64) -> String {
         let (engine, isolate) = self.service.with(|p| (p.stats(), p.isolate().to_owned()));
@@ -298,6 +309,7 @@ impl App {
             "wasm_memory_bytes": wasm_memory_bytes(),
             "engine": engine,
             "limiter_keys": self.limiter.borrow().tracked(),
+            "channel": self.probe.on(),
         })
         .to_string()
     }
@@ -1190,6 +1202,8 @@ mod tests {
         assert_eq!(j["engine"]["sites"], 1);
         assert_eq!(j["limiter_keys"], 4);
         assert_eq!(j["wasm_memory_bytes"], serde_json::Value::Null);
+        // No probe has run (the glue runs it): the channel is off.
+        assert_eq!(j["channel"], false);
         assert!(!String::from_utf8_lossy(&r.body).contains(V1));
     }
 

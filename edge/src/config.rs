@@ -167,6 +167,22 @@ pub struct Config {
     pub debug_stats: bool,
     /// The history's write interval and reads (`HISTORY_WRITE_S`, default 1200).
     pub history: HistoryConfig,
+    /// Where this location's isolates exchange their records (`CHANNEL`, default
+    /// [`ChannelMode::Auto`]).
+    pub channel: ChannelMode,
+}
+
+/// Where the isolates of one location exchange their records (`CHANNEL`): through the
+/// Cache API where it works, or always through KV (`herenow_core::engine::local`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChannelMode {
+    /// `auto`: the Cache API when this isolate's probe finds it working (a custom domain;
+    /// it does nothing on `*.workers.dev` or in previews), KV otherwise.
+    #[default]
+    Auto,
+    /// `kv`: always KV, without probing the Cache API (for a worker served from several
+    /// hostnames, or to compare).
+    Kv,
 }
 
 /// The default of [`Config::body_timeout_ms`]: 10 s, plenty for a heartbeat of at most
@@ -230,7 +246,9 @@ impl Config {
     /// 120), `NEW_VISITORS_PER_IP_PER_MIN` (distinct visitors one IP may bring per minute,
     /// default 60), `DEBUG_STATS` (`1`: `/healthz` reports memory and state sizes),
     /// `HISTORY_WRITE_S` (how often the history writer rewrites a site's history, default
-    /// 1200: 72 scheduled writes a site a day, at most 100 with alerts and takeovers), and per
+    /// 1200: 72 scheduled writes a site a day, at most 100 with alerts and takeovers),
+    /// `CHANNEL` (`auto`: the Cache API between a location's isolates where a probe finds it
+    /// working, default; `kv`: always KV), and per
     /// site the secrets `MEMBER_SECRET_<SITE>` and `READ_KEY_<SITE>` (each at least 32 bytes).
     ///
     /// # Errors
@@ -410,6 +428,13 @@ impl Config {
             HistoryConfig::default().write_ms,
             1000,
         )?);
+        let channel = match get("CHANNEL").as_deref().map(str::trim) {
+            None | Some("" | "auto") => ChannelMode::Auto,
+            Some("kv") => ChannelMode::Kv,
+            Some(v) => {
+                return Err(bad("CHANNEL", format!("must be auto or kv, got {v:?}")));
+            }
+        };
         Ok(Self {
             sites,
             engine,
@@ -418,6 +443,7 @@ impl Config {
             body_timeout_ms,
             debug_stats,
             history,
+            channel,
         })
     }
 
@@ -455,6 +481,7 @@ mod tests {
         let c = cfg(&[("SITES", SITES)]).expect("valid");
         assert_eq!(c.engine, EngineConfig::default());
         assert_eq!(c.body_timeout_ms, DEFAULT_BODY_TIMEOUT_MS);
+        assert_eq!(c.channel, ChannelMode::Auto);
         let c = cfg(&[("SITES", SITES), ("BODY_TIMEOUT_S", "0.5")]).expect("valid");
         assert_eq!(c.body_timeout_ms, 500);
         assert!(c.any_site_allows("http://127.0.0.1:8787"));
@@ -554,6 +581,23 @@ mod tests {
     }
 
     #[test]
+    fn channel_is_auto_or_kv() {
+        for (raw, mode) in [
+            ("", ChannelMode::Auto),
+            ("auto", ChannelMode::Auto),
+            (" kv ", ChannelMode::Kv),
+        ] {
+            let c = cfg(&[("SITES", SITES), ("CHANNEL", raw)]).expect("valid");
+            assert_eq!(c.channel, mode, "{raw:?}");
+        }
+        let e = cfg(&[("SITES", SITES), ("CHANNEL", "cache")]).expect_err("bad");
+        assert_eq!(
+            e.to_string(),
+            r#"bad setting CHANNEL: must be auto or kv, got "cache""#
+        );
+    }
+
+    #[test]
     fn short_window_scales_the_rest() {
         let c = cfg(&[("SITES", SITES), ("WINDOW_S", "2")]).expect("valid");
         assert_eq!(c.engine.window_ms, 2000);
@@ -620,6 +664,8 @@ mod tests {
                 &[("SITES", SITES), ("HISTORY_WRITE_S", "-1")],
                 "HISTORY_WRITE_S",
             ),
+            (&[("SITES", SITES), ("CHANNEL", "cache")], "CHANNEL"),
+            (&[("SITES", SITES), ("CHANNEL", "KV")], "CHANNEL"),
         ];
         for (pairs, setting) in cases {
             let e = cfg(pairs).expect_err("must fail");

@@ -13,6 +13,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Context, Date, Delay, Env, Request, event, js_sys, web_sys};
 
 use crate::app::{App, HttpRequest, HttpResponse, Outgoing, path_and_query};
+use crate::cache::{self, Channel, Stores};
 use crate::config::Config;
 use crate::kv::Kv;
 use herenow_core::history::alerts::{ATTEMPT_TIMEOUT_MS, RETRY_DELAYS_MS};
@@ -28,7 +29,7 @@ thread_local! {
 /// Publishes changes that the write spacing held back, after the response, so that a
 /// leave shows elsewhere even if no other request reaches this isolate. When, and which
 /// flushes are needed, is the driver's (`Service::flush_timer`); the glue only waits.
-fn schedule_flush(ctx: &Context, app: Rc<App>, kv: Kv) {
+fn schedule_flush(ctx: &Context, app: Rc<App>, store: Stores) {
     let now = Date::now().as_millis();
     let Some(at) = app.service().flush_timer(now) else {
         return;
@@ -38,7 +39,7 @@ fn schedule_flush(ctx: &Context, app: Rc<App>, kv: Kv) {
         Delay::from(wait).await;
         let service = app.service();
         service
-            .flush_timer_fired(&kv, at, Date::now().as_millis())
+            .flush_timer_fired(&store, at, Date::now().as_millis())
             .await;
     });
 }
@@ -46,15 +47,75 @@ fn schedule_flush(ctx: &Context, app: Rc<App>, kv: Kv) {
 /// The history's reads and writes after the response, and the webhook calls of alerts that
 /// fired, in `waitUntil`: nothing of it delays or fails a heartbeat. What is
 /// due is the history driver's call (`App::background_due`); the glue only runs it.
-fn schedule_history(ctx: &Context, app: Rc<App>, kv: Kv) {
+fn schedule_history(ctx: &Context, app: Rc<App>, store: Stores) {
     if !app.background_due(Date::now().as_millis()) {
         return;
     }
     ctx.wait_until(async move {
-        let calls = app.background(&kv, Date::now().as_millis()).await;
+        let calls = app.background(&store, Date::now().as_millis()).await;
         // At once, so that each has its whole retry schedule within the event's 30 s.
         futures_util::future::join_all(calls.into_iter().map(send_alert)).await;
     });
+}
+
+/// How long a request waits for the isolate's first probe of the Cache API that another
+/// request started (2 cache calls: milliseconds), before it goes on without the channel.
+const FIRST_PROBE_WAIT_MS: u64 = 1_000;
+
+/// Fresh random bytes for a probe's nonce (the time, if the runtime gives none).
+fn nonce() -> Vec<u8> {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes[..8].copy_from_slice(&Date::now().as_millis().to_le_bytes());
+    }
+    bytes.to_vec()
+}
+
+/// Runs the probe `app` has due at `origin`, if any, and records its outcome.
+async fn probe(app: &App, origin: &str) {
+    let probe = app.channel_probe();
+    let now = Date::now().as_millis();
+    if !probe.due(now) {
+        return;
+    }
+    let isolate = app.service().with(|p| p.isolate().to_owned());
+    if let Some(run) = probe.start(now, origin, &isolate, nonce()) {
+        let got = cache::run_probe(&run).await;
+        probe.finish(Date::now().as_millis(), &run, got.as_deref());
+    }
+}
+
+/// The per-location channel for this request, if the probe found it working. An isolate's
+/// first request runs the first probe before it touches the store (and requests that
+/// arrive meanwhile wait for it), so that the engine starts in the mode it keeps: a switch
+/// rebuilds its view with a listing.
+async fn channel(app: &App, origin: Option<&str>) -> Option<Channel> {
+    let probe = app.channel_probe();
+    if probe.unsettled()
+        && let Some(origin) = origin
+    {
+        if probe.due(Date::now().as_millis()) {
+            self::probe(app, origin).await;
+        } else {
+            let until = Date::now().as_millis() + FIRST_PROBE_WAIT_MS;
+            while probe.unsettled() && Date::now().as_millis() < until {
+                Delay::from(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    Channel::open(&probe.channel_origin()?)
+}
+
+/// Probes the Cache API again after the response, when due (every
+/// [`cache::PROBE_EVERY_MS`]): the channel goes off if it stopped working.
+fn schedule_probe(ctx: &Context, app: Rc<App>, origin: Option<&str>) {
+    let Some(origin) = origin.map(str::to_owned) else {
+        return;
+    };
+    if !app.channel_probe().due(Date::now().as_millis()) {
+        return;
+    }
+    ctx.wait_until(async move { probe(&app, &origin).await });
 }
 
 /// POSTs one alert, retrying a failure (no answer within [`ATTEMPT_TIMEOUT_MS`], or not 2xx)
@@ -231,6 +292,7 @@ fn to_response(r: HttpResponse) -> worker::Result<web_sys::Response> {
 async fn handle(
     req: web_sys::Request,
     mut http: HttpRequest,
+    origin: Option<&str>,
     env: &Env,
     ctx: &Context,
 ) -> Result<HttpResponse, Error> {
@@ -251,11 +313,16 @@ async fn handle(
             Err(e) => return Ok(app.error_response(&http, &e)),
         }
     }
+    let store = Stores {
+        kv,
+        channel: channel(&app, origin).await,
+    };
     let resp = app
-        .handle_admitted(&kv, Date::now().as_millis(), &http)
+        .handle_admitted(&store, Date::now().as_millis(), &http)
         .await;
-    schedule_flush(ctx, app.clone(), kv.clone());
-    schedule_history(ctx, app, kv);
+    schedule_probe(ctx, app.clone(), origin);
+    schedule_flush(ctx, app.clone(), store.clone());
+    schedule_history(ctx, app, store);
     Ok(resp)
 }
 
@@ -287,7 +354,7 @@ pub async fn fetch(
     let url = req.url();
     let http = head(&req, &url);
     let is_page = http.path != "/healthz" && !http.path.starts_with("/v1/");
-    let resp = match handle(req, http, &env, &ctx).await {
+    let resp = match handle(req, http, cache::origin_of(&url), &env, &ctx).await {
         Ok(r) => r,
         Err(e) => HttpResponse::from_error(&e),
     };

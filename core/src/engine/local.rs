@@ -220,10 +220,19 @@ impl Presence {
     }
 
     /// Whether a record listed at `key` is read from the channel (a peer of this location
-    /// while the channel is on) rather than from KV.
+    /// in its directory, while the channel is on) rather than from KV. A record of this
+    /// location that the directory does not name — written by an isolate that ran without
+    /// the channel (an older version during a deploy, a restart whose channel was lost) —
+    /// is read from KV as without the channel: a record the channel does not know still
+    /// counts.
     #[must_use]
-    pub fn reads_locally(&self, key: &str) -> bool {
-        self.local && self.same_location(key)
+    pub fn reads_locally(&self, site: &str, key: &str) -> bool {
+        self.local
+            && self.same_location(key)
+            && self
+                .sites
+                .get(site)
+                .is_some_and(|s| s.local.dir.entries.contains_key(key))
     }
 
     /// Applies the directory read from the channel (`None`: absent or evicted, read as the
@@ -283,7 +292,7 @@ impl Presence {
             next_ms: listed_ms + every,
             keys: listed
                 .iter()
-                .filter(|k| !self.reads_locally(&k.name))
+                .filter(|k| !self.reads_locally(site, &k.name))
                 .map(|k| (k.name.clone(), k.metadata.clone()))
                 .collect(),
         };
