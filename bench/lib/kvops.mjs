@@ -82,10 +82,14 @@ export function countingKv() {
  * its KV binding counted, as `isolates` workers (separate isolates) on one KV namespace;
  * `fetch` sends requests round-robin across them, `workers[i].fetch` to one of them. Every
  * request carries `cf` as its `request.cf` (the edge reads its location from `cf.colo`
- * once per isolate, edge/src/glue.rs), so all of them are isolates of one location.
+ * once per isolate, edge/src/glue.rs), so all of them are isolates of one location. With
+ * `cache` (default) the workers share one working `caches.default`, as the isolates of a
+ * data center do on a custom domain, so herenow's per-location channel comes on
+ * (edge/src/cache.rs); `cache: false` makes it a no-op, as on *.workers.dev: everything
+ * goes through KV.
  * Returns { mf, ops, reset(), fetch(), workers, origin, isolates }.
  */
-export async function startCounted({ kind, dir, vars, origin, isolates = 1, cf = { colo: "BNC" } }) {
+export async function startCounted({ kind, dir, vars, origin, isolates = 1, cf = { colo: "BNC" }, cache = true }) {
   const counting = countingKv();
   const { ops, byTag, lastFailure, reset } = counting;
   const binding = kind === "herenow" ? "PRESENCE" : "KV";
@@ -109,6 +113,7 @@ export async function startCounted({ kind, dir, vars, origin, isolates = 1, cf =
         ...worker,
         name,
         compatibilityDate: compatDate(dir),
+        cache,
         bindings: { SITES: JSON.stringify({ demo: { origins: [origin] } }), ...vars },
         wrappedBindings: { [binding]: { scriptName: "counting-kv" } },
       })),
