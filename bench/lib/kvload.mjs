@@ -107,8 +107,9 @@ const less = (a, b) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
  * a warm-up of the window plus `warmupS` and `measureS` measured.
  */
 export function simulationArgs({ visitors, isolates, routing, moveProb, warmupS, measureS, sampleS, windowS, heartbeatS, seed, channel = "kv" }) {
-  // `--channel cache`: the per-location channel (the simulation's default is KV alone).
-  return [...(channel === "cache" ? ["--channel", "cache"] : []), "--json", "--only", "small", "--locations", "1", "--visitors", String(visitors), "--isolates", String(isolates),
+  // `--channel`: KV alone (workers.dev) or the per-location channel; without the flag the
+  // simulation runs both.
+  return ["--channel", channel, "--json", "--only", "small", "--locations", "1", "--visitors", String(visitors), "--isolates", String(isolates),
     "--routing", routing, ...(routing === "sticky" ? ["--move-prob", String(moveProb)] : []),
     "--heartbeat-s", String(heartbeatS), "--window-s", String(windowS), "--no-evictions",
     "--sample-s", String(sampleS), "--warmup-s", String(windowS + warmupS), "--measure-s", String(measureS), "--seed", String(seed)];
