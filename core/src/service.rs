@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
-    Directory, LastSeen, Member, OnlineMember, Presence, Refresh, Snapshot, Write, last_seen_key,
-    record_prefix,
+    ChannelValue, Directory, LastSeen, Member, OnlineMember, Presence, Refresh, Snapshot, Write,
+    last_seen_key, record_prefix,
 };
 use crate::protocol::{Beat, BeatResponse, Count};
 use crate::store::{ListedKey, Store};

@@ -27,6 +27,21 @@ pub const DIR_RENEW_MS: u64 = 10_000;
 /// [`EngineConfig::peer_active_ms`] has passed, as a record in KV would be.)
 pub const DIR_STALE_MS: u64 = 30_000;
 
+/// A value the engine keeps in the channel, as JSON.
+pub trait ChannelValue: Serialize + serde::de::DeserializeOwned {
+    /// Decodes one; `None` if `bytes` is not one (a miss, for the engine).
+    #[must_use]
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// Encodes it.
+    #[must_use]
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 /// A location's directory in the channel: each isolate's record key and when the isolate
 /// last renewed it (Unix ms).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,19 +56,9 @@ pub struct Directory {
     pub publisher: Option<String>,
 }
 
+impl ChannelValue for Directory {}
+
 impl Directory {
-    /// Decodes a directory; `None` if `bytes` is not one.
-    #[must_use]
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-
-    /// Encodes it.
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
     /// The entries renewed within `within_ms` of `now`.
     pub fn renewed_within(&self, now: u64, within_ms: u64) -> impl Iterator<Item = &str> {
         self.entries
@@ -79,19 +84,9 @@ pub struct Snapshot {
     pub keys: Vec<(String, Option<String>)>,
 }
 
+impl ChannelValue for Snapshot {}
+
 impl Snapshot {
-    /// Decodes a snapshot; `None` if `bytes` is not one.
-    #[must_use]
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-
-    /// Encodes it.
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
     /// The keys as a listing returns them.
     #[must_use]
     pub fn listed(&self) -> Vec<ListedKey> {
