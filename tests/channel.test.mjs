@@ -11,6 +11,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import { countingKv, listKeys } from "../bench/lib/kvops.mjs";
+// A seeded PRNG: the same visitors go to the same workers on every run.
+import { rng } from "../bench/lib/kvload.mjs";
 import { BUILD, ORIGIN, visitor, until } from "./lib/miniflare.mjs";
 
 const VARS = {
@@ -54,17 +56,6 @@ async function start(workers) {
   return { mf, w, ops: counting.ops, reset: counting.reset, keys: () => listKeys(mf) };
 }
 
-/** A seeded PRNG (mulberry32): the same visitors go to the same workers on every run. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const json = (v) => JSON.stringify({ site: "demo", visitor: v, tab: "t", page: "/", state: "active" });
 const send = (w, path, v) => w.fetch(`${ORIGIN}${path}`, {

@@ -42,7 +42,7 @@ export const WORKLOAD = {
 };
 
 /** A seeded PRNG (mulberry32), so one seed gives one sequence of visitor behaviour. */
-function rng(seed) {
+export function rng(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

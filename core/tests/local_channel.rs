@@ -40,6 +40,15 @@ fn online(svc: &Service, kv: &MemoryStore, now: u64) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// Moves the clock 100 ms on and flushes every isolate, as their delayed flushes would.
+fn tick(isos: &[Service], kv: &MemoryStore, clock: &ManualClock, now: &mut u64) {
+    *now += 100;
+    clock.set(*now);
+    for s in isos {
+        let _ = block_on_ready(s.flush(kv, *now));
+    }
+}
+
 /// A small deterministic generator (no dependency for a test).
 struct Lcg(u64);
 impl Lcg {
@@ -162,22 +171,14 @@ fn a_leave_at_one_isolate_shows_at_every_peer_within_a_second() {
     let deadline = now + 5_000;
     while isos.iter().any(|s| online(s, &kv, now) != 8) {
         assert!(now < deadline, "peers did not see each other's tabs");
-        now += 100;
-        clock.set(now);
-        for s in &isos {
-            let _ = block_on_ready(s.flush(&kv, now));
-        }
+        tick(&isos, &kv, &clock, &mut now);
     }
     // Visitor 0 heartbeated to isolate 0; it leaves through isolate 3.
     block_on_ready(isos[3].leave(&kv, now, &beat(0)));
     let left = now;
     while isos.iter().any(|s| online(s, &kv, now) != 7) {
         assert!(now < left + 1_000, "the leave took over a second to show");
-        now += 100;
-        clock.set(now);
-        for s in &isos {
-            let _ = block_on_ready(s.flush(&kv, now));
-        }
+        tick(&isos, &kv, &clock, &mut now);
     }
     // None of it went through KV but the publisher's first record.
     let ops = kv.ops();
@@ -196,11 +197,7 @@ fn an_evicted_channel_forgets_nothing_counted() {
         let _ = block_on_ready(isos[v as usize % 3].heartbeat(&kv, now, &beat(v), None));
     }
     for _ in 0..30 {
-        now += 100;
-        clock.set(now);
-        for s in &isos {
-            let _ = block_on_ready(s.flush(&kv, now));
-        }
+        tick(&isos, &kv, &clock, &mut now);
     }
     assert!(isos.iter().all(|s| online(s, &kv, now) == 6));
     kv.evict_local();

@@ -62,15 +62,6 @@ fn schedule_history(ctx: &Context, app: Rc<App>, store: Stores) {
 /// request started (2 cache calls: milliseconds), before it goes on without the channel.
 const FIRST_PROBE_WAIT_MS: u64 = 1_000;
 
-/// Fresh random bytes for a probe's nonce (the time, if the runtime gives none).
-fn nonce() -> Vec<u8> {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes[..8].copy_from_slice(&Date::now().as_millis().to_le_bytes());
-    }
-    bytes.to_vec()
-}
-
 /// Runs the probe `app` has due at `origin`, if any, and records its outcome.
 async fn probe(app: &App, origin: &str) {
     let probe = app.channel_probe();
@@ -79,7 +70,7 @@ async fn probe(app: &App, origin: &str) {
         return;
     }
     let isolate = app.service().with(|p| p.isolate().to_owned());
-    if let Some(run) = probe.start(now, origin, &isolate, nonce()) {
+    if let Some(run) = probe.start(now, origin, &isolate, random_bytes().to_vec()) {
         let got = cache::run_probe(&run).await;
         probe.finish(Date::now().as_millis(), &run, got.as_deref());
     }
@@ -151,13 +142,18 @@ async fn post_once(call: &Outgoing) -> bool {
     }
 }
 
-fn isolate_id() -> String {
+/// 16 fresh random bytes: an isolate's id, a probe's nonce. A failure leaves zeros plus
+/// the time, still unique enough to keep isolates and probes apart.
+fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
-    // A failure leaves zeros plus the time, still unique enough to keep isolates apart.
     if getrandom::fill(&mut bytes).is_err() {
         bytes[..8].copy_from_slice(&(Date::now().as_millis()).to_le_bytes());
     }
-    herenow_core::protocol::visitor_id_from_random(bytes)
+    bytes
+}
+
+fn isolate_id() -> String {
+    herenow_core::protocol::visitor_id_from_random(random_bytes())
 }
 
 fn app(env: &Env, colo: Option<String>) -> Result<Rc<App>, Error> {

@@ -391,6 +391,17 @@ fn kv_per_vh(sc: &Scenario) -> (f64, herenow_sim::Report) {
     (row.kv_usd_per_1000_visitor_hours, r)
 }
 
+/// The accuracy target: herenow's count error p99 within 1.25× the oracle's.
+fn within_oracle(r: &herenow_sim::Report, what: &str) {
+    let row = r.row(2, 4, None);
+    assert!(
+        row.error_p99_pct <= 1.25 * row.oracle_p99_pct,
+        "error p99 {} vs oracle {}{what}",
+        row.error_p99_pct,
+        row.oracle_p99_pct
+    );
+}
+
 #[test]
 fn with_the_cache_channel_kv_cost_stays_flat_in_isolates_and_counts_stay_right() {
     use herenow_sim::Channel;
@@ -406,13 +417,7 @@ fn with_the_cache_channel_kv_cost_stays_flat_in_isolates_and_counts_stay_right()
     assert!(h.leave_own.p99 <= 2.0, "{:?}", h.leave_own);
     // As accurate as the oracle at the 20x write budget allows (this small site's count
     // is mostly KV's lag between its two locations).
-    let row = r8.row(2, 4, None);
-    assert!(
-        row.error_p99_pct <= 1.25 * row.oracle_p99_pct,
-        "error p99 {} vs oracle {}",
-        row.error_p99_pct,
-        row.oracle_p99_pct
-    );
+    within_oracle(&r8, "");
     // Through KV (workers.dev) the same isolates cost several times as much.
     let (eight_kv, _) = kv_per_vh(&tiny(8, Routing::Random, 0.0));
     assert!(
@@ -422,13 +427,7 @@ fn with_the_cache_channel_kv_cost_stays_flat_in_isolates_and_counts_stay_right()
     // Reads of the channel that miss a tenth of the time (evictions) lose no one: the last
     // copy of a peer's record vouches on.
     let r = run(&cache(8).with_channel(Channel::Cache, 0.1), 4);
-    let missed = r.row(2, 4, None);
-    assert!(
-        missed.error_p99_pct <= 1.25 * missed.oracle_p99_pct,
-        "error p99 {} vs oracle {} with misses",
-        missed.error_p99_pct,
-        missed.oracle_p99_pct
-    );
+    within_oracle(&r, " with misses");
     assert!(
         r.herenow().leave_own.p99 <= 3.0,
         "{:?}",

@@ -72,9 +72,6 @@ impl Directory {
 /// location to use as their listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// When it listed, Unix ms.
-    #[serde(rename = "at")]
-    pub listed_ms: u64,
     /// When its lister means to list again, Unix ms: until then (plus a remote delay) it
     /// stands for a listing.
     #[serde(rename = "n")]
@@ -211,7 +208,7 @@ impl Presence {
             || self
                 .sites
                 .get(site)
-                .is_none_or(|s| s.is_publisher(&self.own_key(site)))
+                .is_some_and(|s| s.is_publisher(&self.own_key(site)))
     }
 
     /// Whether a record listed at `key` is read from the channel (a peer of this location
@@ -283,7 +280,6 @@ impl Presence {
             s.list_every(&self.config, s.kv_mode(listed_ms))
         });
         let snapshot = Snapshot {
-            listed_ms,
             next_ms: listed_ms + every,
             keys: listed
                 .iter()
