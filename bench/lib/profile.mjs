@@ -9,9 +9,11 @@ import { fileURLToPath } from "node:url";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WebSocket = createRequire(join(ROOT, "node_modules", "miniflare", "package.json"))("ws");
 
-export async function profileDuring(inspectorPort, during, { intervalUs = 500 } = {}) {
+export async function profileDuring(inspectorPort, during, { intervalUs = 500, worker } = {}) {
   const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
-  const target = targets[0];
+  // One of several workers of a Miniflare by its name, else the only one.
+  const target = worker === undefined ? targets[0] : targets.find((t) => `${t.id} ${t.title}`.includes(worker));
+  if (!target) throw new Error(`no inspector target for ${worker}`);
   const ws = new WebSocket(target.webSocketDebuggerUrl);
   await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject); });
   let id = 0;

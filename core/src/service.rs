@@ -358,23 +358,26 @@ impl Service {
         }
         if let Refresh::Poll(keys) = self.with(|p| p.refresh_due(now, site)) {
             // Peers of this location only: a read each, no listing.
-            let mut read = Vec::with_capacity(keys.len());
+            let mut gone = Vec::new();
             for key in keys {
-                let record = store.get_record(&key).await?;
-                read.push((key, record));
+                let held = self.with(|p| p.held_record(site, &key));
+                match store.get_record(&key, held.as_ref()).await? {
+                    Some(record) => self.with(|p| p.apply_record(now, site, key, None, record)),
+                    None => gone.push(key),
+                }
             }
-            self.with(|p| p.apply_polled(now, site, read));
+            self.with(|p| p.apply_polled(now, site, gone));
             return Ok(());
         }
         let listed = list_records(store, site).await?;
         let wanted = self.with(|p| p.keys_to_fetch(site, &listed));
-        let mut fetched = Vec::with_capacity(wanted.len());
         for key in wanted {
-            if let Some(record) = store.get_record(&key).await? {
-                fetched.push((key, record));
+            let held = self.with(|p| p.held_record(site, &key.name));
+            if let Some(record) = store.get_record(&key.name, held.as_ref()).await? {
+                self.with(|p| p.apply_record(now, site, key.name, key.metadata, record));
             }
         }
-        self.with(|p| p.apply_remote(now, site, &listed, fetched));
+        self.with(|p| p.apply_remote(now, site, &listed));
         Ok(())
     }
 
@@ -397,12 +400,15 @@ impl Service {
         }
         let peers = self.with(|p| p.directory_peers(now, site));
         if matches!(due, Refresh::Poll(_)) {
-            let mut read = Vec::with_capacity(peers.len());
+            let mut gone = Vec::new();
             for key in peers {
-                let record = store.local_get_record(&key).await;
-                read.push((key, record));
+                let held = self.with(|p| p.held_record(site, &key));
+                match store.local_get_record(&key, held.as_ref()).await {
+                    Some(record) => self.with(|p| p.apply_record(now, site, key, None, record)),
+                    None => gone.push(key),
+                }
             }
-            self.with(|p| p.apply_polled(now, site, read));
+            self.with(|p| p.apply_polled(now, site, gone));
             return Ok(());
         }
         let snap_key = self.with(|p| p.snapshot_key(site));
@@ -431,18 +437,18 @@ impl Service {
             metadata: None,
         }));
         let wanted = self.with(|p| p.keys_to_fetch(site, &listed));
-        let mut fetched = Vec::with_capacity(wanted.len());
         for key in wanted {
-            let record = if self.with(|p| p.reads_locally(site, &key)) {
-                store.local_get_record(&key).await
+            let held = self.with(|p| p.held_record(site, &key.name));
+            let record = if self.with(|p| p.reads_locally(site, &key.name)) {
+                store.local_get_record(&key.name, held.as_ref()).await
             } else {
-                store.get_record(&key).await?
+                store.get_record(&key.name, held.as_ref()).await?
             };
             if let Some(record) = record {
-                fetched.push((key, record));
+                self.with(|p| p.apply_record(now, site, key.name, key.metadata, record));
             }
         }
-        self.with(|p| p.apply_remote(now, site, &listed, fetched));
+        self.with(|p| p.apply_remote(now, site, &listed));
         if from_kv {
             // Whoever listed KV shares it, so that its peers need not.
             let (snapshot, ttl_s) = self.with(|p| p.snapshot(site, &listed));
@@ -472,9 +478,10 @@ async fn list_records<S: Store>(store: &S, site: &str) -> Result<Vec<ListedKey>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::EngineConfig;
+    use crate::engine::{EngineConfig, IndexedRecord};
     use crate::protocol::TabState;
     use crate::store::{ManualClock, MemoryStore, block_on_ready};
+    use std::sync::Arc;
 
     const T0: u64 = 1_800_000_000_000;
 
@@ -614,5 +621,143 @@ mod tests {
             block_on_ready(svc.count(&kv, at, "demo", None)).map(|c| c.online),
             Ok(1)
         );
+    }
+
+    /// A store that, at each record read, notes whether the old copies handed to earlier
+    /// reads (the `held` argument) are still alive.
+    struct Watching {
+        inner: MemoryStore,
+        olds: RefCell<Vec<std::sync::Weak<IndexedRecord>>>,
+        alive_at_a_read: Cell<usize>,
+    }
+
+    impl Store for Watching {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+            self.inner.get(key).await
+        }
+        async fn put(
+            &self,
+            key: &str,
+            value: Vec<u8>,
+            metadata: Option<String>,
+            ttl_s: u64,
+        ) -> Result<(), crate::store::StoreError> {
+            self.inner.put(key, value, metadata, ttl_s).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            cursor: Option<&str>,
+        ) -> Result<crate::store::ListPage, crate::store::StoreError> {
+            self.inner.list(prefix, cursor).await
+        }
+        async fn get_record(
+            &self,
+            key: &str,
+            held: Option<&Arc<IndexedRecord>>,
+        ) -> Result<Option<Arc<IndexedRecord>>, crate::store::StoreError> {
+            {
+                let mut olds = self.olds.borrow_mut();
+                let alive = olds.iter().filter(|w| w.strong_count() > 0).count();
+                self.alive_at_a_read
+                    .set(self.alive_at_a_read.get().max(alive));
+                olds.extend(held.map(Arc::downgrade));
+            }
+            self.inner.get_record(key, held).await
+        }
+    }
+
+    /// Four isolates of one location on a watching store, all holding each other's
+    /// records, with two tabs each; and the time they do.
+    fn location_of_four() -> (Watching, Vec<Service>, u64) {
+        let kv = Watching {
+            inner: MemoryStore::new(ManualClock::new(T0)),
+            olds: RefCell::new(Vec::new()),
+            alive_at_a_read: Cell::new(0),
+        };
+        let (svc, t) = four_isolates(&kv);
+        assert_eq!(online(&svc[0], &kv.inner, t), 8);
+        (kv, svc, t)
+    }
+
+    fn four_isolates(kv: &Watching) -> (Vec<Service>, u64) {
+        let svc: Vec<Service> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| Service::new(Presence::new(*n, EngineConfig::default()).with_location("L")))
+            .collect();
+        let mut t = T0;
+        for round in 0..2u32 {
+            for (i, s) in (0u32..).zip(&svc) {
+                let _ = block_on_ready(s.heartbeat(kv, t, &beat(round * 10 + i), None));
+            }
+            t += 1_100;
+            for s in &svc {
+                let _ = block_on_ready(s.flush(kv, t));
+            }
+        }
+        // Alone, an isolate lists again after a backoff: until each has found the others.
+        for _ in 0..20 {
+            if svc.iter().all(|s| s.with(|p| p.stats().record_tabs) == 6) {
+                return (svc, t);
+            }
+            t += 5_000;
+            for s in &svc {
+                let _ = block_on_ready(s.count(kv, t, "demo", None));
+                let _ = block_on_ready(s.flush(kv, t));
+            }
+        }
+        panic!("the four isolates never held each other's records");
+    }
+
+    #[test]
+    fn a_refresh_frees_each_old_record_before_it_reads_the_next() {
+        let (kv, svc, t) = location_of_four();
+        // Every peer writes a new record; then the first isolate refreshes.
+        for (i, s) in (0u32..).zip(&svc).skip(1) {
+            let _ = block_on_ready(s.heartbeat(&kv, t + 100, &beat(100 + i), None));
+        }
+        for s in &svc[1..] {
+            let _ = block_on_ready(s.flush(&kv, t + 1_200));
+        }
+        kv.olds.borrow_mut().clear();
+        kv.alive_at_a_read.set(0);
+        let count = block_on_ready(svc[0].count(&kv, t + 1_300, "demo", None));
+        assert_eq!(count.map(|c| c.online), Ok(11));
+        // Three peers' old copies were handed over, and none outlived its own read.
+        assert_eq!(kv.olds.borrow().len(), 3);
+        assert_eq!(kv.alive_at_a_read.get(), 0);
+        assert!(kv.olds.borrow().iter().all(|w| w.strong_count() == 0));
+    }
+
+    #[test]
+    fn a_record_written_once_is_decoded_once() {
+        let (kv, svc, t) = location_of_four();
+        let peers = ["r:demo:L/b", "r:demo:L/c", "r:demo:L/d"];
+        let held = |s: &Service| -> Vec<Arc<IndexedRecord>> {
+            peers
+                .iter()
+                .filter_map(|k| s.with(|p| p.held_record("demo", k)))
+                .collect()
+        };
+        let before = held(&svc[0]);
+        assert_eq!(before.len(), 3);
+        // Read again (polls and a listing) with nothing rewritten: the same copies.
+        for dt in [600, 1_200, 11_000] {
+            assert_eq!(online(&svc[0], &kv.inner, t + dt), 8);
+        }
+        let reads = kv.inner.ops().reads;
+        assert!(
+            reads >= 6,
+            "the peers' records were read again ({reads} reads)"
+        );
+        let after = held(&svc[0]);
+        assert!(before.iter().zip(&after).all(|(a, b)| Arc::ptr_eq(a, b)));
+        // A rewrite is decoded.
+        let _ = block_on_ready(svc[1].heartbeat(&kv, t + 11_100, &beat(200), None));
+        let _ = block_on_ready(svc[1].flush(&kv, t + 12_200));
+        assert_eq!(online(&svc[0], &kv.inner, t + 12_800), 9);
+        let after = held(&svc[0]);
+        assert!(!Arc::ptr_eq(&before[0], &after[0]));
+        assert!(Arc::ptr_eq(&before[1], &after[1]));
     }
 }

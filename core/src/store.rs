@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::engine::{IndexedRecord, Record};
+use crate::engine::IndexedRecord;
 
 /// KV's smallest allowed expiration TTL, in seconds.
 pub const MIN_TTL_S: u64 = 60;
@@ -88,14 +88,17 @@ pub trait Store {
     ) -> Result<(), StoreError>;
     /// Up to [`LIST_PAGE`] keys starting with `prefix`, after `cursor`.
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, StoreError>;
-    /// The record at `key`, decoded and indexed; `None` if absent or not a record. A store
-    /// shared by many engines in one process (the simulation's) overrides it to decode
-    /// each write once.
-    async fn get_record(&self, key: &str) -> Result<Option<Arc<IndexedRecord>>, StoreError> {
+    /// The record at `key`, decoded and indexed, or `held` again when it is the same write
+    /// ([`IndexedRecord::decode`]); `None` if absent or not a record. A store shared by
+    /// many engines in one process (the simulation's) overrides it to decode each write
+    /// once.
+    async fn get_record(
+        &self,
+        key: &str,
+        held: Option<&Arc<IndexedRecord>>,
+    ) -> Result<Option<Arc<IndexedRecord>>, StoreError> {
         let bytes = self.get(key).await?;
-        Ok(bytes
-            .and_then(|b| Record::decode(&b))
-            .map(|r| Arc::new(IndexedRecord::new(r))))
+        Ok(bytes.and_then(|b| IndexedRecord::decode(&b, held)))
     }
 
     /// Whether the per-location channel works here: a store shared by the isolates of one
@@ -117,11 +120,15 @@ pub trait Store {
         false
     }
 
-    /// The record at `key` in the per-location channel, decoded and indexed (the
-    /// simulation's store overrides it as [`Store::get_record`]).
-    async fn local_get_record(&self, key: &str) -> Option<Arc<IndexedRecord>> {
+    /// The record at `key` in the per-location channel, as [`Store::get_record`] (the
+    /// simulation's store overrides it likewise).
+    async fn local_get_record(
+        &self,
+        key: &str,
+        held: Option<&Arc<IndexedRecord>>,
+    ) -> Option<Arc<IndexedRecord>> {
         let bytes = self.local_get(key).await?;
-        Record::decode(&bytes).map(|r| Arc::new(IndexedRecord::new(r)))
+        IndexedRecord::decode(&bytes, held)
     }
 }
 

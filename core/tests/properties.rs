@@ -317,7 +317,6 @@ proptest! {
         let cfg = EngineConfig::default();
         let mut me = Presence::new("me", cfg.clone()).with_location("L1");
         let mut listed = Vec::new();
-        let mut fetched = Vec::new();
         // A record holds at most one entry per tab.
         let sources: Vec<Source> = sources
             .into_iter()
@@ -339,9 +338,9 @@ proptest! {
             };
             let key = format!("r:{SITE}:L1/p{i}");
             listed.push(ListedKey { name: key.clone(), metadata: None });
-            fetched.push((key, Arc::new(IndexedRecord::new(r))));
+            me.apply_record(now, SITE, key, None, Arc::new(IndexedRecord::new(r)));
         }
-        me.apply_remote(now, SITE, &listed, fetched);
+        me.apply_remote(now, SITE, &listed);
         let want = merged(&sources);
         let mut visitors: Vec<&str> = want.iter().map(|t| t.visitor.as_str()).collect();
         visitors.dedup();

@@ -353,7 +353,11 @@ impl Store for At<'_> {
         Ok(ListPage { keys, cursor: None })
     }
 
-    async fn get_record(&self, key: &str) -> Result<Option<Arc<IndexedRecord>>, StoreError> {
+    async fn get_record(
+        &self,
+        key: &str,
+        _held: Option<&Arc<IndexedRecord>>,
+    ) -> Result<Option<Arc<IndexedRecord>>, StoreError> {
         Ok(self
             .kv
             .borrow_mut()
@@ -380,7 +384,11 @@ impl Store for At<'_> {
         true
     }
 
-    async fn local_get_record(&self, key: &str) -> Option<Arc<IndexedRecord>> {
+    async fn local_get_record(
+        &self,
+        key: &str,
+        _held: Option<&Arc<IndexedRecord>>,
+    ) -> Option<Arc<IndexedRecord>> {
         self.channel?
             .borrow_mut()
             .get_indexed(key, self.now, self.account)

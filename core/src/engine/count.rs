@@ -104,10 +104,11 @@ pub(super) fn live_location_tabs<'a>(
             out.push(&h.rec);
         }
     }
+    let mut buf = String::new();
     for (r, _) in &s.remote.same {
-        for (key, &i) in &r.tabs {
-            let t = &r.record.tabs[i];
-            let v = s.remote.view(key);
+        for t in &r.record.tabs {
+            let key = tab_key_into(&mut buf, &t.visitor, &t.tab);
+            let v = s.remote.view_of(&t.visitor, &t.tab, key);
             // Counted once: from the record holding the winning entry.
             if !v.best.is_some_and(|(b, _)| std::ptr::eq(b, t)) {
                 continue;

@@ -151,6 +151,20 @@ pub(super) fn tab_key(visitor: &str, tab: &str) -> String {
     format!("{visitor}/{tab}")
 }
 
+/// The visitor and tab a [`tab_key`] joins (a tab id holds no `/`: `protocol::parse_beat`).
+pub(super) fn split_tab_key(key: &str) -> (&str, &str) {
+    key.rsplit_once('/').unwrap_or((key, ""))
+}
+
+/// Writes [`tab_key`] into `buf`, reused so that a loop over many tabs allocates once.
+pub(super) fn tab_key_into<'a>(buf: &'a mut String, visitor: &str, tab: &str) -> &'a str {
+    buf.clear();
+    buf.push_str(visitor);
+    buf.push('/');
+    buf.push_str(tab);
+    buf
+}
+
 /// Cuts `s` to at most `max` bytes of `[A-Za-z0-9_.-]` (others become `_`).
 pub(super) fn key_part(s: &str, max: usize) -> String {
     s.chars()

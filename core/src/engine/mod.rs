@@ -124,7 +124,7 @@ pub use schedule::Mode;
 pub use view::{IndexedRecord, Refresh};
 
 use count::{live_location_tabs, summarize};
-use keys::{key_location, key_part, tab_key};
+use keys::{key_location, key_part, split_tab_key, tab_key, tab_key_into};
 use members::{MemberSeen, members_gone};
 use merge::wins_over;
 use record::{RecordOut, tab_bytes};

@@ -105,6 +105,23 @@ impl Record {
             .ok()
             .filter(|r| r.version == 1)
     }
+
+    /// When the record in `bytes` was written, read without decoding its tabs (a scan,
+    /// no allocation per tab); `None` for anything that is not a version-1 record.
+    #[must_use]
+    pub fn written_ms_of(bytes: &[u8]) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(rename = "ver")]
+            version: u8,
+            #[serde(rename = "w")]
+            written_ms: u64,
+        }
+        serde_json::from_slice::<Head>(bytes)
+            .ok()
+            .filter(|h| h.version == 1)
+            .map(|h| h.written_ms)
+    }
 }
 
 /// A location's count as one of its isolates saw it when writing its record; carried in

@@ -124,23 +124,22 @@ fn a_peers_active_tabs_count_for_two_windows_of_any_length() {
             metadata: w.metadata.clone(),
         })
         .collect();
-    let fetched = || {
-        writes
-            .iter()
-            .map(|w| {
-                let r = Record::decode(&w.value).expect("a record");
-                (w.key.clone(), Arc::new(IndexedRecord::new(r)))
-            })
-            .collect::<Vec<_>>()
+    let refresh = |a: &mut Presence, at: u64| {
+        for w in &writes {
+            let r = Record::decode(&w.value).expect("a record");
+            let rec = Arc::new(IndexedRecord::new(r));
+            a.apply_record(at, "demo", w.key.clone(), w.metadata.clone(), rec);
+        }
+        a.apply_remote(at, "demo", &listed);
     };
     for at in [t0 + 5_000, t0 + 130_000, t0 + 1_000_000] {
-        a.apply_remote(at, "demo", &listed, fetched());
+        refresh(&mut a, at);
         assert_eq!(a.count(at, "demo", None).online, 1, "at +{} ms", at - t0);
         assert!(a.tab_counted(at, "demo", "v1", "t"));
     }
     // Written at t0 + 1 s: two windows later it no longer vouches.
     let end = t0 + cfg.join_delay_ms + 2 * cfg.window_ms;
-    a.apply_remote(end, "demo", &listed, fetched());
+    refresh(&mut a, end);
     assert_eq!(a.count(end, "demo", None).online, 0);
 }
 
@@ -180,4 +179,39 @@ fn an_oversized_record_keeps_the_most_recent_tabs() {
             .iter()
             .all(|t| t.last_ms >= 100 - r.tabs.len() as u64)
     );
+}
+
+/// A record's index finds each tab by visitor and tab id, the later of two entries of one
+/// tab, and nothing for a tab it does not hold.
+#[test]
+fn an_indexed_record_finds_its_tabs_by_position() {
+    let tab = |v: &str, t: &str, last_ms: u64| TabRecord {
+        visitor: v.into(),
+        tab: t.into(),
+        page: "/".into(),
+        state: TabState::Active,
+        member: None,
+        first_ms: 1,
+        last_ms,
+    };
+    let record = Record {
+        version: 1,
+        isolate: "p".into(),
+        location: None,
+        written_ms: 10,
+        lease_until_ms: 20,
+        tabs: vec![
+            tab("v1", "a", 5),
+            tab("v1", "b", 6),
+            tab("v2", "a", 7),
+            tab("v1", "a", 8),
+        ],
+        gone: Vec::new(),
+    };
+    let r = IndexedRecord::new(record);
+    assert_eq!(r.tab("v1", "a").map(|t| t.last_ms), Some(8));
+    assert_eq!(r.tab("v1", "b").map(|t| t.last_ms), Some(6));
+    assert_eq!(r.tab("v2", "a").map(|t| t.last_ms), Some(7));
+    assert!(r.tab("v2", "b").is_none());
+    assert!(r.tab("v1/a", "").is_none());
 }

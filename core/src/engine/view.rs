@@ -1,7 +1,9 @@
 //! An isolate's view of the others: peers' full records, other locations' summaries,
 //! and when it is refreshed.
 
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+
+use hashbrown::hash_table::{Entry, HashTable};
 
 use super::*;
 
@@ -10,38 +12,70 @@ use super::*;
 pub enum Refresh {
     /// Nothing: the view is fresh enough.
     Fresh,
-    /// A read of each of these records of this location's peers, passed to
-    /// [`Presence::apply_polled`]; no listing is due.
+    /// A read of each of these records of this location's peers, each passed to
+    /// [`Presence::apply_record`] as it is read, then [`Presence::apply_polled`]; no
+    /// listing is due.
     Poll(Vec<String>),
     /// A listing of [`record_prefix`], then a read of each key [`Presence::keys_to_fetch`]
-    /// names, passed to [`Presence::apply_remote`].
+    /// names, each passed to [`Presence::apply_record`] as it is read, then the listing to
+    /// [`Presence::apply_remote`].
     List,
 }
 
 /// A fetched record with its tabs and tombstones indexed by tab, as a view keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The tabs' index holds positions in [`Record::tabs`], not keys: a busy location's peers
+/// hold tens of thousands of tabs, and a second copy of every visitor and tab id would be
+/// a fifth of an isolate's memory (`make load-memory`, BENCHMARKS.md).
+#[derive(Debug, Clone)]
 pub struct IndexedRecord {
     pub(super) record: Record,
-    pub(super) tabs: HashMap<String, usize>,
+    tabs: HashTable<u32>,
+    hasher: RandomState,
     pub(super) gone: HashMap<String, u64>,
 }
 
+impl PartialEq for IndexedRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.record == other.record
+    }
+}
+
+impl Eq for IndexedRecord {}
+
 impl IndexedRecord {
-    /// Indexes `record`.
+    /// Indexes `record` (of a tab listed twice, the later entry is the one found).
     #[must_use]
     pub fn new(record: Record) -> Self {
-        let tabs = record
-            .tabs
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (tab_key(&t.visitor, &t.tab), i))
-            .collect();
+        let hasher = RandomState::new();
+        let mut tabs = HashTable::with_capacity(record.tabs.len());
+        for (i, t) in record.tabs.iter().enumerate() {
+            let h = hasher.hash_one((t.visitor.as_str(), t.tab.as_str()));
+            let at = |&j: &u32| same_tab(&record.tabs[j as usize], &t.visitor, &t.tab);
+            let rehash = |&j: &u32| {
+                let u = &record.tabs[j as usize];
+                hasher.hash_one((u.visitor.as_str(), u.tab.as_str()))
+            };
+            // Records hold at most `max_tabs_per_record` (≤ u32::MAX) tabs.
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            match tabs.entry(h, at, rehash) {
+                Entry::Occupied(mut e) => *e.get_mut() = i,
+                Entry::Vacant(e) => {
+                    e.insert(i);
+                }
+            }
+        }
         let mut gone: HashMap<String, u64> = HashMap::new();
         for g in &record.gone {
             let e = gone.entry(tab_key(&g.visitor, &g.tab)).or_insert(g.at_ms);
             *e = (*e).max(g.at_ms);
         }
-        Self { record, tabs, gone }
+        Self {
+            record,
+            tabs,
+            hasher,
+            gone,
+        }
     }
 
     /// The record.
@@ -49,6 +83,34 @@ impl IndexedRecord {
     pub fn record(&self) -> &Record {
         &self.record
     }
+
+    /// Decodes and indexes the record in `bytes`, or, when it is the same write as `held`
+    /// (the copy a view holds: [`Presence::held_record`]), returns that copy without
+    /// decoding: peers are read every [`EngineConfig::refresh_ms`], and a busy location's
+    /// record takes milliseconds of CPU to decode. `None` for anything not a record.
+    #[must_use]
+    pub fn decode(bytes: &[u8], held: Option<&Arc<Self>>) -> Option<Arc<Self>> {
+        if let Some(h) = held
+            && Record::written_ms_of(bytes) == Some(h.record.written_ms)
+        {
+            return Some(h.clone());
+        }
+        Record::decode(bytes).map(|r| Arc::new(Self::new(r)))
+    }
+
+    /// The entry of tab `tab` of `visitor`, if the record has one.
+    pub(super) fn tab(&self, visitor: &str, tab: &str) -> Option<&TabRecord> {
+        let h = self.hasher.hash_one((visitor, tab));
+        self.tabs
+            .find(h, |&j| {
+                same_tab(&self.record.tabs[j as usize], visitor, tab)
+            })
+            .map(|&j| &self.record.tabs[j as usize])
+    }
+}
+
+fn same_tab(t: &TabRecord, visitor: &str, tab: &str) -> bool {
+    t.visitor == visitor && t.tab == tab
 }
 
 /// The merged entries of the other isolates of this location for one tab.
@@ -105,15 +167,21 @@ pub(super) struct RemoteView {
 }
 
 impl RemoteView {
-    /// The merged entries of the other isolates of this location for tab `key`.
+    /// The merged entries of the other isolates of this location for tab `key`
+    /// ([`tab_key`]).
     pub(super) fn view(&self, key: &str) -> ViewTab<'_> {
+        let (visitor, tab) = split_tab_key(key);
+        self.view_of(visitor, tab, key)
+    }
+
+    /// [`RemoteView::view`] of the tab `key` names, given its parts.
+    pub(super) fn view_of(&self, visitor: &str, tab: &str, key: &str) -> ViewTab<'_> {
         let mut v = ViewTab::default();
         for (r, vouch_until) in &self.same {
-            if let Some(&i) = r.tabs.get(key) {
-                let t = &r.record.tabs[i];
-                if v.best.is_none_or(|(b, _)| wins_over(t, b)) {
-                    v.best = Some((t, *vouch_until));
-                }
+            if let Some(t) = r.tab(visitor, tab)
+                && v.best.is_none_or(|(b, _)| wins_over(t, b))
+            {
+                v.best = Some((t, *vouch_until));
             }
             if let Some(&g) = r.gone.get(key) {
                 v.tomb = Some(v.tomb.map_or(g, |x| x.max(g)));
@@ -238,38 +306,60 @@ impl Presence {
         self.refresh_due(now, site) != Refresh::Fresh
     }
 
-    /// Applies the reads a [`Refresh::Poll`] asked for: each key with its record (decoded
-    /// by [`crate::store::Store::get_record`]), or `None` when it is gone.
-    pub fn apply_polled(
+    /// Puts one record a refresh read into the view at once (decoded by
+    /// [`crate::store::Store::get_record`]), replacing the copy held, so that a driver
+    /// reading several records holds at most one old copy at a time: a busy location's
+    /// records are megabytes each, and wasm memory never shrinks. `metadata` is what the
+    /// listing said of it; `None` for a read without a listing (a [`Refresh::Poll`], or a
+    /// peer named by the channel's directory), which keeps the copy held when it is the
+    /// same write. Called before [`Presence::apply_polled`] or [`Presence::apply_remote`]
+    /// ends the refresh.
+    pub fn apply_record(
         &mut self,
         now: u64,
         site: &str,
-        read: Vec<(String, Option<Arc<IndexedRecord>>)>,
+        key: String,
+        metadata: Option<String>,
+        rec: Arc<IndexedRecord>,
     ) {
+        let my_loc = self.location.clone();
+        let cfg = self.config.clone();
+        let s = self.site(site);
+        s.version += 1;
+        let same = metadata.is_none()
+            && s.remote
+                .records
+                .get(&key)
+                .is_some_and(|(_, r)| r.record.written_ms == rec.record.written_ms);
+        if !same {
+            // Unknown metadata: the next listing reads it once more.
+            s.remote.records.insert(key, (metadata, rec));
+        }
+        // Drops the replaced copy from the peers' view too (it is freed only then).
+        s.rebuild_same(now, &cfg, my_loc.as_deref());
+    }
+
+    /// The copy of the record at `key` the view holds, for the store to skip decoding
+    /// the same write again ([`IndexedRecord::decode`]).
+    #[must_use]
+    pub fn held_record(&self, site: &str, key: &str) -> Option<Arc<IndexedRecord>> {
+        let (_, rec) = self.sites.get(site)?.remote.records.get(key)?;
+        Some(rec.clone())
+    }
+
+    /// Ends a [`Refresh::Poll`]: its records read were applied one by one
+    /// ([`Presence::apply_record`]); `gone` are the keys that read nothing.
+    pub fn apply_polled(&mut self, now: u64, site: &str, gone: Vec<String>) {
         let my_loc = self.location.clone();
         let cfg = self.config.clone();
         let local = self.local;
         let s = self.site(site);
         s.version += 1;
-        for (k, rec) in read {
-            match rec {
-                Some(rec) => {
-                    let same = s
-                        .remote
-                        .records
-                        .get(&k)
-                        .is_some_and(|(_, r)| r.record.written_ms == rec.record.written_ms);
-                    if !same {
-                        // Unknown metadata: the next listing reads it once more.
-                        s.remote.records.insert(k, (None, rec));
-                    }
-                }
-                // A miss in the channel is "not known" (evicted), not "gone": the last copy
-                // vouches on for as long as it would have.
-                None if local => {}
-                None => {
-                    s.remote.records.remove(&k);
-                }
+        // A miss in the channel is "not known" (evicted), not "gone": the last copy
+        // vouches on for as long as it would have.
+        if !local {
+            for k in gone {
+                s.remote.records.remove(&k);
             }
         }
         s.remote.polled_ms = Some(now);
@@ -282,7 +372,7 @@ impl Presence {
     /// other isolates of this location (of every location while member lists are wanted)
     /// that are new or were rewritten since they were last fetched.
     #[must_use]
-    pub fn keys_to_fetch(&self, site: &str, listed: &[ListedKey]) -> Vec<String> {
+    pub fn keys_to_fetch(&self, site: &str, listed: &[ListedKey]) -> Vec<ListedKey> {
         let own = self.own_key(site);
         let s = self.sites.get(site);
         let members = s.is_some_and(|s| s.remote.members_until > s.remote.fetched_ms.unwrap_or(0));
@@ -296,21 +386,14 @@ impl Presence {
                     .and_then(|c| c.get(&k.name))
                     .is_none_or(|(meta, _)| k.metadata.is_none() || *meta != k.metadata)
             })
-            .map(|k| k.name.clone())
+            .cloned()
             .collect()
     }
 
-    /// Replaces the view of other isolates' records for `site` with a complete listing and
-    /// the records fetched for the keys [`Presence::keys_to_fetch`] named (decoded by
-    /// [`crate::store::Store::get_record`]; listed keys not fetched keep their cached
-    /// record).
-    pub fn apply_remote(
-        &mut self,
-        now: u64,
-        site: &str,
-        listed: &[ListedKey],
-        fetched: Vec<(String, Arc<IndexedRecord>)>,
-    ) {
+    /// Replaces the view of other isolates' records for `site` with a complete listing;
+    /// the records [`Presence::keys_to_fetch`] named were applied one by one
+    /// ([`Presence::apply_record`]), and listed keys not fetched keep their cached record.
+    pub fn apply_remote(&mut self, now: u64, site: &str, listed: &[ListedKey]) {
         self.site(site).version += 1;
         let own = self.own_key(site);
         let my_loc = self.location.clone();
@@ -318,15 +401,12 @@ impl Presence {
         let local = self.local;
         let s = self.site(site);
         let members = s.remote.members_until > s.remote.fetched_ms.unwrap_or(0);
-        let mut fetched: HashMap<String, Arc<IndexedRecord>> = fetched.into_iter().collect();
         let mut records = BTreeMap::new();
         let mut summaries = BTreeMap::new();
         let mut other_active_until = 0;
         for k in listed.iter().filter(|k| k.name != own) {
             let is_same = key_location(&k.name) == my_loc.as_deref();
-            if let Some(rec) = fetched.remove(&k.name) {
-                records.insert(k.name.clone(), (k.metadata.clone(), rec));
-            } else if let Some(old) = s.remote.records.remove(&k.name)
+            if let Some(old) = s.remote.records.remove(&k.name)
                 && (is_same || members)
             {
                 records.insert(k.name.clone(), old);
