@@ -65,7 +65,8 @@ mod scenario;
 mod truth;
 
 pub use report::{
-    DIAG_ROWS, DesignReport, Diagnostics, ORACLE_BUDGET, Report, Stat, Target, targets_across,
+    DIAG_ROWS, DesignReport, Diagnostics, ORACLE_BUDGET, ORACLE_OWN_BUDGET, Report, Stat, Target,
+    targets_across,
 };
 pub use row::{DESIGNS, PerVisitorHour, Row};
 pub use run::run;

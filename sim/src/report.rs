@@ -48,7 +48,7 @@ impl Stat {
 /// its own location exactly and every other location's exact number of people as of the
 /// newest of its writes that KV shows the reader at the sample (same lag model; several keys
 /// per location where a period under 1 s needs them).
-pub const DIAG_ROWS: [&str; 11] = [
+pub const DIAG_ROWS: [&str; 12] = [
     "herenow: count - truth",
     "  own location",
     "  other locations' summaries vs truth when written",
@@ -60,17 +60,24 @@ pub const DIAG_ROWS: [&str; 11] = [
     "oracle writing every second per location",
     "oracle writing as often as design (a)",
     "oracle at the 20x budget, cache-like lag",
+    "oracle at herenow's own write budget, ≤ 20x (evenly)",
 ];
 
 /// In the cache-like lag of the last oracle, how often a location refreshes its copy of a
 /// key (KV's default `cacheTtl`).
 pub(crate) const CACHE_REFRESH_MS: u64 = 60_000;
 
-/// The row of [`DIAG_ROWS`] of the oracle at the 20× write budget (the floor).
+/// The row of [`DIAG_ROWS`] of the oracle at the 20× write budget (the floor of any design
+/// that meets the write target).
 pub const ORACLE_BUDGET: usize = 7;
 
+/// The row of [`DIAG_ROWS`] of the oracle at herenow's own write budget (its KV writes
+/// before measuring, evenly spaced, capped at the 20× budget): the floor herenow's accuracy
+/// is judged against, as the issue says, "at the same write budget".
+pub const ORACLE_OWN_BUDGET: usize = 11;
+
 /// Rows of [`DIAG_ROWS`] that are oracles.
-pub(crate) const ORACLES: core::ops::Range<usize> = 6..11;
+pub(crate) const ORACLES: core::ops::Range<usize> = 6..12;
 
 /// herenow's count error split by source, the oracles, and the truth's transitions.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -84,6 +91,8 @@ pub struct Diagnostics {
     pub budget_period_ms: u64,
     /// The period of the oracle writing as often as design (a), per location, in ms.
     pub naive_period_ms: u64,
+    /// The period of the oracle at herenow's own write budget, per location, in ms.
+    pub own_period_ms: u64,
     /// Samples where the truth's history disagreed with the truth (should be 0).
     pub truth_mismatches: u64,
 }
@@ -104,10 +113,12 @@ impl fmt::Display for Diagnostics {
         }
         writeln!(
             f,
-            "   (oracles write every {:.2} s per location at the budget, every {:.2} s as often as (a); \
+            "   (oracles write every {:.2} s per location at the budget, every {:.2} s as often as (a), \
+             every {:.2} s at herenow's own budget; \
              cache-like lag: a location refreshes its copy of a key every {} s; truth history mismatches: {})",
             self.budget_period_ms as f64 / 1000.0,
             self.naive_period_ms as f64 / 1000.0,
+            self.own_period_ms as f64 / 1000.0,
             CACHE_REFRESH_MS / 1000,
             self.truth_mismatches
         )?;
@@ -280,11 +291,19 @@ impl Report {
             .unwrap_or_default()
     }
 
-    /// The count error floor (in percent of the truth) of any design that meets the write
-    /// target under this KV model: an oracle that knows each location's exact count as of its
-    /// newest write KV shows, writing as often as the 20× budget allows, evenly spaced.
+    /// The count error floor (in percent of the truth) herenow is judged against: an oracle
+    /// that knows each location's exact count as of its newest write KV shows, making as
+    /// many writes as herenow did (before measuring; at most the 20× budget), evenly spaced.
+    /// A design that writes less than the budget is held to what its own writes allow.
     #[must_use]
     pub fn floor(&self) -> Stat {
+        self.oracle(ORACLE_OWN_BUDGET)
+    }
+
+    /// The count error of the oracle at the 20× write budget: the floor of any design that
+    /// meets the write target, whatever it writes.
+    #[must_use]
+    pub fn floor_20x(&self) -> Stat {
         self.oracle(ORACLE_BUDGET)
     }
 
@@ -358,7 +377,7 @@ impl Report {
                         "p99 {:.2}% ({:.1} people); floor {:.2}% (oracle at the 20× write budget); (a) {:.2}%",
                         h.err_pct.p99,
                         h.err_abs.p99,
-                        self.floor().p99,
+                        self.floor_20x().p99,
                         self.naive().err_pct.p99
                     )
                 } else {

@@ -191,8 +191,13 @@ struct Sim<'a> {
     /// design's writes before measuring), and as often as the naive design.
     budget_period_ms: u64,
     naive_period_ms: u64,
+    /// How often the oracle at herenow's own write budget writes per location: herenow's
+    /// KV writes before measuring, spread evenly, never more often than the 20× budget.
+    own_period_ms: u64,
     /// When everyone present at the start had arrived, and the naive writes by then.
     naive_from: (u64, u64),
+    /// herenow's KV writes by then.
+    herenow_from: u64,
     /// Per sample, the error components of `DIAG_ROWS` in people, and the truth.
     diag: Vec<([f64; DIAG_ROWS.len()], f64)>,
     truth_mismatches: u64,
@@ -693,6 +698,10 @@ impl Sim<'_> {
                 };
                 self.naive_period_ms = period(loc_per_s);
                 self.budget_period_ms = period(loc_per_s / 20.0);
+                let own_per_s = (self.kv.borrow().ops.writes - self.herenow_from) as f64
+                    / ((now.saturating_sub(t0)) as f64 / 1000.0).max(1.0);
+                self.own_period_ms =
+                    period(own_per_s / self.sc.locations as f64).max(self.budget_period_ms);
             }
             Ev::Initial(i) => {
                 let start = self.starts[i as usize];
@@ -702,6 +711,7 @@ impl Sim<'_> {
                 if self.naive_from.0 == 0 {
                     // Everyone present: the naive design's write rate is measured from here.
                     self.naive_from = (now, self.naive.ops.writes);
+                    self.herenow_from = self.kv.borrow().ops.writes;
                 }
                 self.arrive(now, Start::Visible);
                 // Poisson arrivals at exactly visitors / mean visit: the next arrival is
@@ -1047,6 +1057,7 @@ impl Sim<'_> {
             row[8] += periodic(l, now, 1_000, false);
             row[9] += periodic(l, now, self.naive_period_ms, false);
             row[10] += periodic(l, now, self.budget_period_ms, true);
+            row[11] += periodic(l, now, self.own_period_ms, false);
         }
         row[1] = online as f64 - others - th.at(r, now_i) as f64;
         for k in ORACLES {
@@ -1188,7 +1199,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         summary_writes: vec![Vec::new(); sc.locations],
         budget_period_ms: 600_000,
         naive_period_ms: 600_000,
+        own_period_ms: 600_000,
         naive_from: (0, 0),
+        herenow_from: 0,
         diag: Vec::new(),
         truth_mismatches: 0,
         client_requests: 0,
@@ -1394,6 +1407,7 @@ fn diagnostics(sim: &Sim<'_>) -> Diagnostics {
             .collect(),
         budget_period_ms: sim.budget_period_ms,
         naive_period_ms: sim.naive_period_ms,
+        own_period_ms: sim.own_period_ms,
         truth_mismatches: sim.truth_mismatches,
     }
 }

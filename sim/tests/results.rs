@@ -351,6 +351,7 @@ fn a_json_line_parses_and_has_every_field() {
         "free_plan_max_visitors",
         "error_p99_pct",
         "oracle_p99_pct",
+        "oracle_20x_p99_pct",
         "bias_pct",
         "leave_own_p99_s",
         "leave_elsewhere_p99_s",

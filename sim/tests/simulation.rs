@@ -2,7 +2,7 @@
 //! `cargo test -p herenow-sim`; the full run is `cargo run -p herenow-sim --release
 //! --example simulate`).
 
-use herenow_sim::{ORACLE_BUDGET, Scenario, run};
+use herenow_sim::{ORACLE_BUDGET, ORACLE_OWN_BUDGET, Scenario, run};
 
 #[test]
 fn small_scenario_meets_its_targets() {
@@ -93,6 +93,15 @@ fn the_engine_counts_what_the_truth_counts_and_its_error_is_staleness_alone() {
     // The oracles are computed; writing more often never hurts them much.
     assert!(r.floor().n > 100);
     assert!(d.rows[9].4 <= d.rows[ORACLE_BUDGET].4 * 1.1, "{:?}", d.rows);
+    // The oracle at herenow's own budget writes no more often than the 20× budget, and at
+    // most as often as herenow did before measuring.
+    assert!(d.own_period_ms >= d.budget_period_ms, "{d:?}");
+    assert!(r.floor().n == d.rows[ORACLE_OWN_BUDGET].2.n);
+    assert!(
+        d.rows[ORACLE_OWN_BUDGET].4 >= d.rows[ORACLE_BUDGET].4 * 0.9,
+        "{:?}",
+        d.rows
+    );
     // Causes of going online and offline add up to balance roughly in steady state.
     let causes: Vec<f64> = d.causes.iter().map(|c| c.1).collect();
     let on = causes[0] + causes[1] + causes[2];
