@@ -2,7 +2,8 @@
 // TABS tabs of its location, its own and its peers', must stay under 64 MiB of wasm linear
 // memory plus JS heap (Workers allow 128 MB per isolate).
 //
-// Usage: node tests/load-memory.mjs [tabs=100000] [--peers=3] [--port=8821] [--profile]
+// Usage: node tests/load-memory.mjs [tabs=100000] [--peers=3] [--port=8821] [--profile] [--kv]
+//   --kv: `CHANNEL=kv`, the isolates exchange their records through KV (as on workers.dev)
 //   --profile: where the measured isolate's CPU goes for 10 s once half the tabs are seeded
 //   `make load-memory` runs 100,000 tabs (~8-11 min on 2 cores); the bench smoke runs 2,000 (make bench 20,000)
 //   and checks them against the proportional bound (see BOUND below).
@@ -70,6 +71,7 @@ const vars = {
   SITES: JSON.stringify({ demo: { origins: [ORIGIN] } }),
   WINDOW_S: "900", SOLO_DELAY_S: "2", REMOTE_DELAY_S: "2", FLUSH_S: "20", DEBUG_STATS: "1",
   RATE_IP_PER_MIN: "100000000", RATE_VISITOR_PER_MIN: "100000000", NEW_VISITORS_PER_IP_PER_MIN: "100000000",
+  ...(flags.includes("--kv") ? { CHANNEL: "kv" } : {}),
 };
 const names = Array.from({ length: 1 + PEERS }, (_, i) => (i === 0 ? "measured" : `peer${i}`));
 const cf = { colo: COLO };
@@ -88,7 +90,7 @@ try {
     .map((w) => (url, init = {}) => w.fetch(url, { ...init, cf }));
   const stats = async () => (await (await workers[0](`${ORIGIN}/healthz`)).json());
   const empty = await stats();
-  say(`${names.length} isolates of location ${COLO} on one KV namespace; measured isolate at 0 tabs: wasm ${(empty.wasm_memory_bytes / 2 ** 20).toFixed(1)} MiB`);
+  say(`${names.length} isolates of location ${COLO} on one KV namespace, exchanging records through ${flags.includes("--kv") ? "KV (CHANNEL=kv)" : "the Cache API"}; measured isolate at 0 tabs: wasm ${(empty.wasm_memory_bytes / 2 ** 20).toFixed(1)} MiB`);
 
   // Seeding: worker i gets the visitors v ≡ i (mod isolates), one heartbeat each.
   const prefix = Math.floor(Math.random() * 0xffffffff).toString(16).padStart(8, "0");
@@ -160,7 +162,7 @@ try {
   say(`wasm linear memory ${wasmAfterMiB.toFixed(1)} MiB (at convergence ${wasmMiB.toFixed(1)}), JS heap after a full GC `
     + `${heap ? heap.usedMb.toFixed(1) : "?"} MiB (total ${heap ? heap.totalMb.toFixed(1) : "?"}), sum ${total.toFixed(1)} MiB; `
     + `workerd RSS (all ${names.length} isolates and KV) ${workerdRss ? workerdRss.toFixed(0) : "?"} MB`);
-  console.log(`RESULT ${JSON.stringify({ tabs: TABS, isolates: names.length, seeded: ok, held: held(after), online,
+  console.log(`RESULT ${JSON.stringify({ tabs: TABS, isolates: names.length, channel: flags.includes("--kv") ? "kv" : "cache", seeded: ok, held: held(after), online,
     wasm_mib: +wasmAfterMiB.toFixed(2), js_heap_mib: heap ? +heap.usedMb.toFixed(2) : null, sum_mib: +total.toFixed(2),
     bound_mib: +BOUND_MIB.toFixed(1), workerd_rss_mb: workerdRss ? +workerdRss.toFixed(0) : null })}`);
   const checks = [
