@@ -8,12 +8,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
-    ChannelValue, Directory, LastSeen, Member, OnlineMember, Presence, Refresh, Snapshot, Write,
-    last_seen_key, record_prefix,
+    ChannelValue, Directory, IndexedRecord, LastSeen, Member, OnlineMember, Presence, Refresh,
+    Snapshot, Write, last_seen_key, record_prefix,
 };
 use crate::protocol::{Beat, BeatResponse, Count};
 use crate::store::{ListedKey, Store};
@@ -358,22 +359,12 @@ impl Service {
         }
         if let Refresh::Poll(keys) = self.with(|p| p.refresh_due(now, site)) {
             // Peers of this location only: a read each, no listing.
-            let mut gone = Vec::new();
-            for key in keys {
-                let held = self.with(|p| p.held_record(site, &key));
-                match store.get_record(&key, held.as_ref()).await? {
-                    Some(record) => self.with(|p| p.apply_record(now, site, key, None, record)),
-                    None => gone.push(key),
-                }
-            }
-            self.with(|p| p.apply_polled(now, site, gone));
-            return Ok(());
+            return self.poll(store, now, site, keys, false).await;
         }
         let listed = list_records(store, site).await?;
         let wanted = self.with(|p| p.keys_to_fetch(site, &listed));
         for key in wanted {
-            let held = self.with(|p| p.held_record(site, &key.name));
-            if let Some(record) = store.get_record(&key.name, held.as_ref()).await? {
+            if let Some(record) = self.read_record(store, site, &key.name, false).await? {
                 self.with(|p| p.apply_record(now, site, key.name, key.metadata, record));
             }
         }
@@ -400,16 +391,7 @@ impl Service {
         }
         let peers = self.with(|p| p.directory_peers(now, site));
         if matches!(due, Refresh::Poll(_)) {
-            let mut gone = Vec::new();
-            for key in peers {
-                let held = self.with(|p| p.held_record(site, &key));
-                match store.local_get_record(&key, held.as_ref()).await {
-                    Some(record) => self.with(|p| p.apply_record(now, site, key, None, record)),
-                    None => gone.push(key),
-                }
-            }
-            self.with(|p| p.apply_polled(now, site, gone));
-            return Ok(());
+            return self.poll(store, now, site, peers, true).await;
         }
         let snap_key = self.with(|p| p.snapshot_key(site));
         let shared = if self.with(|p| p.is_publisher(site)) {
@@ -438,13 +420,8 @@ impl Service {
         }));
         let wanted = self.with(|p| p.keys_to_fetch(site, &listed));
         for key in wanted {
-            let held = self.with(|p| p.held_record(site, &key.name));
-            let record = if self.with(|p| p.reads_locally(site, &key.name)) {
-                store.local_get_record(&key.name, held.as_ref()).await
-            } else {
-                store.get_record(&key.name, held.as_ref()).await?
-            };
-            if let Some(record) = record {
+            let local = self.with(|p| p.reads_locally(site, &key.name));
+            if let Some(record) = self.read_record(store, site, &key.name, local).await? {
                 self.with(|p| p.apply_record(now, site, key.name, key.metadata, record));
             }
         }
@@ -455,6 +432,47 @@ impl Service {
             let _ = store.local_put(&snap_key, snapshot.encode(), ttl_s).await;
         }
         Ok(())
+    }
+}
+
+impl Service {
+    /// A [`Refresh::Poll`]: reads each of `keys` (from the channel if `local`, else KV) and
+    /// applies it as it is read; a key that read nothing is passed on as gone.
+    async fn poll<S: Store>(
+        &self,
+        store: &S,
+        now: u64,
+        site: &str,
+        keys: Vec<String>,
+        local: bool,
+    ) -> Result<(), Error> {
+        let mut gone = Vec::new();
+        for key in keys {
+            match self.read_record(store, site, &key, local).await? {
+                Some(record) => self.with(|p| p.apply_record(now, site, key, None, record)),
+                None => gone.push(key),
+            }
+        }
+        self.with(|p| p.apply_polled(now, site, gone));
+        Ok(())
+    }
+
+    /// The record at `key` for a refresh, from the channel if `local` (a miss is `None`)
+    /// or from KV (a failure is an error), given the copy held so that the store does not
+    /// decode the same write again ([`IndexedRecord::decode`]).
+    async fn read_record<S: Store>(
+        &self,
+        store: &S,
+        site: &str,
+        key: &str,
+        local: bool,
+    ) -> Result<Option<Arc<IndexedRecord>>, Error> {
+        let held = self.with(|p| p.held_record(site, key));
+        Ok(if local {
+            store.local_get_record(key, held.as_ref()).await
+        } else {
+            store.get_record(key, held.as_ref()).await?
+        })
     }
 }
 
@@ -478,10 +496,9 @@ async fn list_records<S: Store>(store: &S, site: &str) -> Result<Vec<ListedKey>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{EngineConfig, IndexedRecord};
+    use crate::engine::EngineConfig;
     use crate::protocol::TabState;
     use crate::store::{ManualClock, MemoryStore, block_on_ready};
-    use std::sync::Arc;
 
     const T0: u64 = 1_800_000_000_000;
 

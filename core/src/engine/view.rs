@@ -326,6 +326,7 @@ impl Presence {
         let cfg = self.config.clone();
         let s = self.site(site);
         s.version += 1;
+        let peer = key_location(&key) == my_loc.as_deref();
         let same = metadata.is_none()
             && s.remote
                 .records
@@ -335,8 +336,11 @@ impl Presence {
             // Unknown metadata: the next listing reads it once more.
             s.remote.records.insert(key, (metadata, rec));
         }
-        // Drops the replaced copy from the peers' view too (it is freed only then).
-        s.rebuild_same(now, &cfg, my_loc.as_deref());
+        // A peer's replaced copy is in the peers' view too, and is freed only once it
+        // leaves that as well (other locations' records are not in it).
+        if peer {
+            s.rebuild_same(now, &cfg, my_loc.as_deref());
+        }
     }
 
     /// The copy of the record at `key` the view holds, for the store to skip decoding
