@@ -13,16 +13,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
-    ChannelValue, Directory, IndexedRecord, LastSeen, Member, OnlineMember, Presence, Refresh,
-    Snapshot, Write, last_seen_key, record_prefix,
+    ChannelValue, DIRECTORY_TTL_S, Directory, IndexedRecord, LastSeen, Member, OnlineMember,
+    Presence, Refresh, Snapshot, Write, last_seen_key, record_prefix,
 };
 use crate::protocol::{Beat, BeatResponse, Count};
 use crate::store::{ListedKey, Store};
 use crate::{Code, Error};
-
-/// How long the per-location channel keeps a location's directory, in seconds (renewed
-/// far more often: [`crate::engine::DIR_RENEW_MS`]).
-pub const DIRECTORY_TTL_S: u64 = 300;
 
 /// The answer to `GET /v1/last-seen`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +130,18 @@ impl Service {
     pub async fn flush_timer_fired<S: Store>(&self, store: &S, at: u64, now: u64) {
         if self.flush_at.get().is_some_and(|f| f <= at) {
             self.flush_at.set(None);
+        }
+        // A publisher about to write its location to KV reads the channel first: another
+        // isolate may have taken the role over since its last request (it would write the
+        // location twice), and its peers' changes since then belong in the write.
+        // (Read now even if it read less than a poll ago: a KV write is made only right
+        // after a read of the directory.)
+        for site in self.with(|p| p.kv_writes_due(now)) {
+            if self.refreshing.replace(true) {
+                break;
+            }
+            let _ = self.refresh_local(store, now, &site).await;
+            self.refreshing.set(false);
         }
         let _ = self.flush(store, now).await;
     }
@@ -390,20 +398,35 @@ impl Service {
                 .await;
         }
         let peers = self.with(|p| p.directory_peers(now, site));
-        if matches!(due, Refresh::Poll(_)) {
-            return self.poll(store, now, site, peers, true).await;
-        }
+        // A peer reads the lister's snapshot with every poll (the channel is free) and
+        // applies each new listing as it appears; it lists KV itself only when its own
+        // listing is due and the lister is late. The publisher lists when due.
         let snap_key = self.with(|p| p.snapshot_key(site));
-        let shared = if self.with(|p| p.is_publisher(site)) {
+        let publisher = self.with(|p| p.is_publisher(site));
+        let snapshot = if publisher {
             None
         } else {
             store
                 .local_get(&snap_key)
                 .await
                 .and_then(|b| Snapshot::decode(&b))
-                .filter(|s| self.with(|p| p.snapshot_fresh(now, s)))
         };
+        let list = matches!(due, Refresh::List);
+        // A listing wanted for more than its pace (the first, or member lists) takes the
+        // snapshot as it is, if it still stands.
+        let wanted = list && self.with(|p| p.listing_wanted(now, site));
+        let use_snapshot = snapshot.as_ref().is_some_and(|s| {
+            self.with(|p| p.snapshot_newer(now, site, s) || wanted && p.snapshot_fresh(now, s))
+        });
+        let list_kv =
+            list && (publisher || self.with(|p| p.snapshot_overdue(now, snapshot.as_ref())));
+        // (`Fresh` only from a publisher's delayed flush, which reads the channel anyway.)
+        if !use_snapshot && !list_kv {
+            return self.poll(store, now, site, peers, true).await;
+        }
+        let shared = snapshot.filter(|_| use_snapshot);
         let from_kv = shared.is_none();
+        let listed_ms = shared.as_ref().map(|s| s.listed_ms);
         let mut listed = match shared {
             Some(snapshot) => snapshot.listed(),
             // This location's records in KV are its publishers'; its peers are the
@@ -426,6 +449,7 @@ impl Service {
             }
         }
         self.with(|p| p.apply_remote(now, site, &listed));
+        self.with(|p| p.listing_applied(site, listed_ms.unwrap_or(now)));
         if from_kv {
             // Whoever listed KV shares it, so that its peers need not.
             let (snapshot, ttl_s) = self.with(|p| p.snapshot(site, &listed));

@@ -238,7 +238,7 @@ impl Config {
     /// else a quarter of the window), `FLUSH_S` (least time between record writes, default 1), `LEASE_S` (how
     /// long a record vouches for its tabs, default 300), `REFRESH_MS` (how long a merged
     /// view is reused, default 500), `REMOTE_DELAY_S` (publishing delay when only other
-    /// locations are active, default 10), `SOLO_DELAY_S` (publishing delay when no other
+    /// locations are active, default 12.5), `SOLO_DELAY_S` (publishing delay when no other
     /// isolate is active, default 180), `LOCATION` (this isolate's location name, default
     /// the data center), `BODY_TIMEOUT_S` (how long a request body may take to arrive,
     /// default 10), `RATE_IP_PER_MIN` (API requests per IP per minute,

@@ -27,9 +27,9 @@ pub struct EngineConfig {
     /// listing) while they are active (default 500 ms).
     pub refresh_ms: u64,
     /// Publishing delay when only isolates of other locations are active, and how often the
-    /// records are listed (default 10 s; other locations see writes up to 60 s late anyway:
-    /// 5 s cost 1.6× the writes and 2× the listings for a p99 count error 0.4 points lower,
-    /// docs/design.md).
+    /// records are listed (default 12.5 s: other locations see writes up to 60 s late
+    /// anyway, and at 12.5 s a location's writes stay 20× fewer than one per heartbeat on
+    /// medium, where 10 s made 18×; docs/design.md, "Cost at any number of isolates").
     pub remote_delay_ms: u64,
     /// Publishing delay, and view reuse, when no other isolate is active (default 180 s).
     pub solo_delay_ms: u64,
@@ -52,7 +52,7 @@ impl Default for EngineConfig {
             change_delay_ms: 10_000,
             lease_ms: 300_000,
             refresh_ms: 500,
-            remote_delay_ms: 10_000,
+            remote_delay_ms: 12_500,
             solo_delay_ms: 180_000,
             handoff_margin_ms: 5_000,
             last_seen_ttl_ms: 90 * 24 * 3_600_000,

@@ -13,6 +13,13 @@
 //! it listed of other locations in the channel ([`Snapshot`]), so the others need no
 //! listing of their own.
 //!
+//! Each write to KV is stamped in the directory ([`Directory::kv_ms`]). Every isolate sees
+//! its location's changes (it polls its peers), so any of them can tell when the
+//! publisher's write is overdue: the first with a request [`TAKEOVER_MS`] past the due
+//! time writes the location itself and takes the role over. So the location is written at
+//! the pace of its requests, not of the publisher's, which at 32 isolates gets one request
+//! in 32. A write is made only right after a read of the directory, which it rewrites.
+//!
 //! A miss in the channel (an entry evicted, or never written) means "not known", never "no
 //! tabs": a peer's record that cannot be read keeps its last copy, which vouches for its
 //! tabs only as long as a record in KV would.
@@ -26,6 +33,18 @@ pub const DIR_RENEW_MS: u64 = 10_000;
 /// has had no request for that long, or was evicted. (Its record is still read until
 /// [`EngineConfig::peer_active_ms`] has passed, as a record in KV would be.)
 pub const DIR_STALE_MS: u64 = 30_000;
+
+/// How long the per-location channel keeps a location's directory, in seconds (renewed
+/// far more often: [`DIR_RENEW_MS`]).
+pub const DIRECTORY_TTL_S: u64 = 300;
+
+/// How long past its due time a change of the location may wait for the publisher's KV
+/// write before another isolate with a request makes it and takes the role over, in ms.
+/// At many isolates per location the publisher gets few requests (at 32, about one every
+/// 13 s on medium) and learns of its peers' changes only when it polls, at its requests;
+/// whoever has a request when the write is overdue writes a fresh view instead
+/// (docs/design.md, "The per-location channel").
+pub const TAKEOVER_MS: u64 = 1_000;
 
 /// A value the engine keeps in the channel, as JSON.
 pub trait ChannelValue: Serialize + serde::de::DeserializeOwned {
@@ -54,6 +73,11 @@ pub struct Directory {
     /// it over (so an isolate back from a pause does not take it back).
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub publisher: Option<String>,
+    /// When the location's record was last written to KV (Unix ms), by whichever isolate
+    /// wrote it: the others then know which of the changes they saw KV has, and when a
+    /// write is overdue ([`TAKEOVER_MS`]).
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
+    pub kv_ms: Option<u64>,
 }
 
 impl ChannelValue for Directory {}
@@ -76,6 +100,9 @@ pub struct Snapshot {
     /// stands for a listing.
     #[serde(rename = "n")]
     pub next_ms: u64,
+    /// When its lister listed, Unix ms: a peer applies each listing once, as it appears.
+    #[serde(rename = "l", default)]
+    pub listed_ms: u64,
     /// Other locations' record keys with their metadata.
     #[serde(rename = "k")]
     pub keys: Vec<(String, Option<String>)>,
@@ -106,16 +133,38 @@ pub(super) struct LocalState {
     pub(super) dir_read_ms: Option<u64>,
     /// The earliest change to the location not yet in KV (own or a peer's).
     pub(super) kv_pending: Option<u64>,
+    /// The latest such change: what is left pending once KV has the earlier ones.
+    pub(super) kv_latest: Option<u64>,
     /// When this isolate last wrote the site's record to KV.
     pub(super) kv_flushed_ms: Option<u64>,
     /// Until when that record's lease runs.
     pub(super) kv_lease_until_ms: u64,
+    /// When the newest listing this isolate applied was made (its own, or a snapshot's).
+    pub(super) listed_ms: Option<u64>,
 }
 
 impl LocalState {
     /// Notes a change that KV has not seen.
     pub(super) fn changed(&mut self, at: u64) {
         self.kv_pending = Some(self.kv_pending.map_or(at, |p| p.min(at)));
+        self.kv_latest = Some(self.kv_latest.map_or(at, |p| p.max(at)));
+    }
+
+    /// When the location's record was last written to KV, by this isolate or, as the
+    /// directory says, another.
+    pub(super) fn kv_written_ms(&self) -> Option<u64> {
+        self.kv_flushed_ms.max(self.dir.kv_ms)
+    }
+
+    /// KV got the location's record at `at` (from the directory): the changes seen up to
+    /// then are in it. (The later ones are known only as the latest of them, a little late.)
+    pub(super) fn written_at(&mut self, at: u64) {
+        if self.kv_pending.is_some_and(|p| p <= at) {
+            self.kv_pending = self.kv_latest.filter(|l| *l > at);
+            if self.kv_pending.is_none() {
+                self.kv_latest = None;
+            }
+        }
     }
 }
 
@@ -138,25 +187,46 @@ impl SiteState {
     }
 
     /// When the publisher's record must be written to KV: changes at the pace other
-    /// locations need (the remote delay; the solo delay while no other location is active;
-    /// the join delay for its first write), or the renewal of its lease.
+    /// locations need ([`SiteState::kv_delay`]), or the renewal of the location's lease.
     pub(super) fn kv_due(&self, cfg: &EngineConfig, now: u64) -> Option<u64> {
         let l = &self.local;
-        let delay = if l.kv_flushed_ms.is_none() {
-            cfg.join_delay_ms
-        } else if self.remote.other_active_until > now {
-            cfg.remote_delay_ms
-        } else {
-            cfg.solo_delay_ms
-        };
-        let changes = l.kv_pending.map(|p| p + delay);
-        let renew = (l.kv_flushed_ms.is_some() && self.has_content())
-            .then(|| l.kv_lease_until_ms.saturating_sub(cfg.lease_ms / 3));
+        let changes = l.kv_pending.map(|p| p + self.kv_delay(cfg, now));
+        // The location's lease in KV, whoever wrote it last (a publisher that took the role
+        // over renews what its predecessor wrote).
+        let lease_until = l.kv_written_ms().map(|w| {
+            let theirs = w + cfg.lease_ms;
+            l.kv_flushed_ms
+                .map_or(theirs, |_| theirs.min(l.kv_lease_until_ms))
+        });
+        let renew = lease_until
+            .filter(|_| self.has_content())
+            .map(|until| until.saturating_sub(cfg.lease_ms / 3));
         let due = changes.into_iter().chain(renew).min()?;
         Some(
             l.kv_flushed_ms
                 .map_or(due, |f| due.max(f + cfg.flush_min_ms)),
         )
+    }
+
+    /// When another isolate than the publisher writes the location's record to KV, and
+    /// takes the role over: once a change it saw has waited [`TAKEOVER_MS`] past its due
+    /// time. Never before this isolate has read the directory (its view may be empty).
+    pub(super) fn takeover_due(&self, cfg: &EngineConfig, now: u64) -> Option<u64> {
+        self.local.dir_read_ms?;
+        Some(self.local.kv_pending? + self.kv_delay(cfg, now) + TAKEOVER_MS)
+    }
+
+    /// How long a change of the location waits for KV: the join delay for the location's
+    /// first write, then the remote delay while other locations are active, else the solo
+    /// delay.
+    fn kv_delay(&self, cfg: &EngineConfig, now: u64) -> u64 {
+        if self.local.kv_written_ms().is_none() {
+            cfg.join_delay_ms
+        } else if self.remote.other_active_until > now {
+            cfg.remote_delay_ms
+        } else {
+            cfg.solo_delay_ms
+        }
     }
 }
 
@@ -244,6 +314,11 @@ impl Presence {
         // an evicted entry does not erase the location's isolates or its publisher.
         let mut dir = dir.unwrap_or_else(|| s.local.dir.clone());
         s.local.dir_read_ms = Some(now);
+        // Never older than what this isolate knows (a rewrite from an older read).
+        dir.kv_ms = dir.kv_ms.max(s.local.kv_written_ms());
+        if let Some(at) = dir.kv_ms {
+            s.local.written_at(at);
+        }
         let renewed = dir.entries.get(&own).copied();
         let holder_fresh = dir
             .publisher
@@ -270,6 +345,29 @@ impl Presence {
         now < snapshot.next_ms + self.config.remote_delay_ms
     }
 
+    /// Whether `snapshot` holds a listing newer than any this isolate applied for `site`
+    /// (and still stands): peers apply each listing as it appears in the channel, so their
+    /// view of other locations is as fresh as the location's newest listing.
+    #[must_use]
+    pub fn snapshot_newer(&self, now: u64, site: &str, snapshot: &Snapshot) -> bool {
+        let applied = self.sites.get(site).and_then(|s| s.local.listed_ms);
+        applied.is_none_or(|a| snapshot.listed_ms > a) && self.snapshot_fresh(now, snapshot)
+    }
+
+    /// Whether the location's lister is late: no snapshot, or one whose next listing is
+    /// [`TAKEOVER_MS`] overdue. A peer whose listing is due then lists KV itself (and
+    /// shares it), as it would take over an overdue write.
+    #[must_use]
+    pub fn snapshot_overdue(&self, now: u64, snapshot: Option<&Snapshot>) -> bool {
+        snapshot.is_none_or(|s| now >= s.next_ms + TAKEOVER_MS)
+    }
+
+    /// Notes the listing just applied for `site` as made at `listed_ms`.
+    pub fn listing_applied(&mut self, site: &str, listed_ms: u64) {
+        let l = &mut self.site(site).local;
+        l.listed_ms = Some(l.listed_ms.map_or(listed_ms, |a| a.max(listed_ms)));
+    }
+
     /// The [`Snapshot`] of the listing just applied ([`Presence::apply_remote`]) with the
     /// other locations' keys in `listed`, and how long the channel keeps it, in seconds.
     #[must_use]
@@ -281,6 +379,7 @@ impl Presence {
         });
         let snapshot = Snapshot {
             next_ms: listed_ms + every,
+            listed_ms,
             keys: listed
                 .iter()
                 .filter(|k| !self.reads_locally(site, &k.name))

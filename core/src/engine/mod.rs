@@ -114,7 +114,9 @@ pub use config::{ConfigError, EngineConfig, Setting};
 pub use keys::{
     Key, MAX_ISOLATE_BYTES, MAX_KEY_BYTES, MAX_LOCATION_BYTES, last_seen_key, record_prefix,
 };
-pub use local::{ChannelValue, DIR_RENEW_MS, DIR_STALE_MS, Directory, Snapshot};
+pub use local::{
+    ChannelValue, DIR_RENEW_MS, DIR_STALE_MS, DIRECTORY_TTL_S, Directory, Snapshot, TAKEOVER_MS,
+};
 pub use members::{Member, OnlineMember};
 pub use merge::merge;
 pub use record::{

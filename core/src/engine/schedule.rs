@@ -99,6 +99,7 @@ impl Presence {
         sites.sort();
         for site in sites {
             let key = self.own_key(&site);
+            let dir_key = self.directory_key(&site);
             let isolate = self.isolate.clone();
             let location = self.location.clone();
             let s = self.site(&site);
@@ -111,8 +112,19 @@ impl Presence {
             let record_due = spaced && s.due(&cfg, mode).is_some_and(|d| now >= d);
             // With the channel, the record goes to the location's peers through it, and
             // to KV only from the location's publisher, at the pace other locations need.
-            let kv_due =
-                local && s.is_publisher(&key) && s.kv_due(&cfg, now).is_some_and(|d| now >= d);
+            // Or from another isolate, when the publisher's write is overdue (it gets few
+            // requests): it then takes the role over. Either only right after reading the
+            // directory (a refresh at this `now`), as the write rewrites it: an older read
+            // may miss the write that made this one moot, and would drop the entries added
+            // since. (A publisher's delayed flush reads it first: `Service::flush_timer_fired`.)
+            let publisher = s.is_publisher(&key);
+            let dir_fresh = s.local.dir_read_ms == Some(now);
+            let takeover = local
+                && !publisher
+                && dir_fresh
+                && s.takeover_due(&cfg, now).is_some_and(|d| now >= d);
+            let kv_due = takeover
+                || local && publisher && dir_fresh && s.kv_due(&cfg, now).is_some_and(|d| now >= d);
             if !(record_due || kv_due) {
                 continue;
             }
@@ -159,8 +171,25 @@ impl Presence {
             let metadata = Some(metadata);
             if kv_due {
                 s.local.kv_pending = None;
+                s.local.kv_latest = None;
                 s.local.kv_flushed_ms = Some(now);
                 s.local.kv_lease_until_ms = lease_until_ms;
+                // The directory says when KV got the location, so that the peers know
+                // which changes it has (and that no takeover is due); put first, as the
+                // KV write takes longer to land.
+                let dir = &mut s.local.dir;
+                dir.kv_ms = Some(now);
+                if takeover {
+                    dir.publisher = Some(key.clone());
+                    dir.entries.insert(key.clone(), now);
+                }
+                out.push(Write {
+                    key: dir_key,
+                    value: dir.encode(),
+                    metadata: None,
+                    ttl_s: DIRECTORY_TTL_S,
+                    local: true,
+                });
                 out.push(Write {
                     key: key.clone(),
                     value: value.clone(),
@@ -231,6 +260,23 @@ impl Presence {
             }
             Some(Key::Directory { .. } | Key::Snapshot { .. }) | None => {}
         }
+    }
+
+    /// The sites this isolate is due to write to KV as its location's publisher (with the
+    /// channel), as far as its last read of the directory says.
+    #[must_use]
+    pub fn kv_writes_due(&self, now: u64) -> Vec<String> {
+        if !self.local {
+            return Vec::new();
+        }
+        self.sites
+            .iter()
+            .filter(|(site, s)| {
+                s.is_publisher(&self.own_key(site))
+                    && s.kv_due(&self.config, now).is_some_and(|d| now >= d)
+            })
+            .map(|(site, _)| site.clone())
+            .collect()
     }
 
     /// When the earliest unpublished change may be written (its due time, pushed back by

@@ -215,3 +215,94 @@ fn an_indexed_record_finds_its_tabs_by_position() {
     assert!(r.tab("v2", "b").is_none());
     assert!(r.tab("v1/a", "").is_none());
 }
+
+/// The directory of LHR as its publisher `a` left it: renewed and written to KV at `at`.
+fn directory_of_a(p: &Presence, at: u64) -> Directory {
+    let a = p.own_key("demo").replace("/b", "/a");
+    Directory {
+        entries: [(a.clone(), at)].into_iter().collect(),
+        publisher: Some(a),
+        kv_ms: Some(at),
+    }
+}
+
+fn kv_writes(writes: &[Write]) -> Vec<&str> {
+    writes
+        .iter()
+        .filter(|w| !w.local)
+        .map(|w| w.key.as_str())
+        .collect()
+}
+
+/// A peer whose changes the publisher has not written within the takeover margin of their
+/// due time writes the location's record itself and takes the role over; one whose changes
+/// KV has (the directory's write time) does not.
+#[test]
+fn an_overdue_write_is_taken_over_by_a_peer() {
+    let cfg = EngineConfig {
+        solo_delay_ms: 20_000,
+        ..EngineConfig::default()
+    };
+    let mut p = Presence::new("b", cfg).with_location("LHR");
+    p.set_local(true);
+    let t0 = 1_000_000;
+    p.heartbeat(t0, &beat("v0", "t", "/p"), None);
+    let dir = directory_of_a(&p, t0);
+    assert!(p.apply_directory(t0, "demo", Some(dir.clone())).is_some());
+    assert!(!p.is_publisher("demo"));
+    // v0's join is in KV (written at t0): nothing is overdue, however long b waits.
+    assert_eq!(kv_writes(&p.take_writes(t0 + 100_000)), Vec::<&str>::new());
+    // A join after the publisher's write: due 20 s later, taken over 1 s after that.
+    let t1 = t0 + 100_000;
+    let _ = p.apply_directory(t1, "demo", Some(directory_of_a(&p, t1 - 1)));
+    p.heartbeat(t1, &beat("v1", "t", "/p"), None);
+    let due = t1 + 20_000 + TAKEOVER_MS;
+    let _ = p.apply_directory(due - 1, "demo", Some(directory_of_a(&p, t1 - 1)));
+    assert_eq!(kv_writes(&p.take_writes(due - 1)), Vec::<&str>::new());
+    // Not on a read of the directory older than this request's.
+    assert_eq!(kv_writes(&p.take_writes(due)), Vec::<&str>::new());
+    let _ = p.apply_directory(due, "demo", Some(directory_of_a(&p, t1 - 1)));
+    let writes = p.take_writes(due);
+    let own = p.own_key("demo");
+    assert_eq!(kv_writes(&writes), [own.as_str()]);
+    let dir = writes
+        .iter()
+        .find(|w| w.local && w.key == p.directory_key("demo"))
+        .and_then(|w| Directory::decode(&w.value))
+        .expect("the directory is rewritten");
+    assert_eq!(dir.publisher.as_deref(), Some(own.as_str()));
+    assert_eq!(dir.kv_ms, Some(due));
+}
+
+/// A publisher that took the role over with nothing left to write renews the location's
+/// lease in KV before the record its predecessor wrote lapses.
+#[test]
+fn a_publisher_that_took_over_renews_the_location_lease() {
+    let cfg = EngineConfig::default();
+    let lease = cfg.lease_ms;
+    let mut p = Presence::new("b", cfg).with_location("LHR");
+    p.set_local(true);
+    let t0 = 1_000_000;
+    p.heartbeat(t0, &beat("v0", "t", "/p"), None);
+    let _ = p.apply_directory(t0, "demo", Some(directory_of_a(&p, t0)));
+    // a stops renewing its entry: b takes the role over once the entry is stale.
+    let t1 = t0 + DIR_STALE_MS;
+    let _ = p.apply_directory(t1, "demo", Some(directory_of_a(&p, t0)));
+    assert!(p.is_publisher("demo"));
+    // Keep v0 alive; heartbeats change nothing KV lacks.
+    let renew = t0 + lease - lease / 3;
+    let mut now = t1;
+    while now + 60_000 < renew {
+        now += 60_000;
+        p.heartbeat(now, &beat("v0", "t", "/p"), None);
+        let _ = p.apply_directory(now, "demo", None);
+        assert_eq!(
+            kv_writes(&p.take_writes(now)),
+            Vec::<&str>::new(),
+            "at {now}"
+        );
+    }
+    let own = p.own_key("demo");
+    let _ = p.apply_directory(renew, "demo", None);
+    assert_eq!(kv_writes(&p.take_writes(renew)), [own.as_str()]);
+}

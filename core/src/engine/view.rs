@@ -231,12 +231,20 @@ impl SiteState {
         r.same_ids.clear();
         r.same_active_until = 0;
         let mut fingerprint = std::hash::DefaultHasher::new();
+        // The earliest peer's write KV does not have yet: when the change it carries was made.
+        let in_kv = self.local.kv_written_ms().unwrap_or(0);
+        let mut earliest_new: Option<u64> = None;
         for (k, (_, rec)) in &r.records {
             if key_location(k) != my_loc {
                 continue;
             }
             k.hash(&mut fingerprint);
             rec.record.written_ms.hash(&mut fingerprint);
+            if rec.record.written_ms > in_kv {
+                earliest_new = Some(
+                    earliest_new.map_or(rec.record.written_ms, |e| e.min(rec.record.written_ms)),
+                );
+            }
             let active_until = rec.record.written_ms.saturating_add(cfg.peer_active_ms());
             r.same_active_until = r.same_active_until.max(active_until);
             if active_until > now {
@@ -245,11 +253,12 @@ impl SiteState {
             r.same
                 .push((rec.clone(), liveness::vouch_until(cfg, &rec.record)));
         }
-        // A peer's record changed: the location's summary in KV is out of date.
+        // A peer's record changed: the location's summary in KV is out of date since the
+        // change was written (or now, for a record that went).
         let fingerprint = fingerprint.finish();
         if fingerprint != r.same_fingerprint {
             r.same_fingerprint = fingerprint;
-            self.local.changed(now);
+            self.local.changed(earliest_new.unwrap_or(now).min(now));
         }
     }
 }
@@ -258,6 +267,16 @@ impl Presence {
     /// Whether a listed key belongs to this isolate's location (unknown matches unknown).
     pub(super) fn same_location(&self, key: &str) -> bool {
         key_location(key) == self.location.as_deref()
+    }
+
+    /// Whether a listing is wanted for more than its pace: this isolate has none yet, or
+    /// member lists are wanted and other locations' records not fetched for them.
+    #[must_use]
+    pub fn listing_wanted(&self, now: u64, site: &str) -> bool {
+        self.sites.get(site).is_none_or(|s| {
+            let r = &s.remote;
+            r.fetched_ms.is_none() || r.members_until > now && r.members_fetched_ms.is_none()
+        })
     }
 
     /// What refreshing the view of other isolates for `site` takes at `now`: nothing; a read
