@@ -131,18 +131,6 @@ impl Service {
         if self.flush_at.get().is_some_and(|f| f <= at) {
             self.flush_at.set(None);
         }
-        // A publisher about to write its location to KV reads the channel first: another
-        // isolate may have taken the role over since its last request (it would write the
-        // location twice), and its peers' changes since then belong in the write.
-        // (Read now even if it read less than a poll ago: a KV write is made only right
-        // after a read of the directory.)
-        for site in self.with(|p| p.kv_writes_due(now)) {
-            if self.refreshing.replace(true) {
-                break;
-            }
-            let _ = self.refresh_local(store, now, &site).await;
-            self.refreshing.set(false);
-        }
         let _ = self.flush(store, now).await;
     }
 
@@ -183,7 +171,16 @@ impl Service {
 
     /// Records a leave and publishes it. A failed write is retried at the next flush (and
     /// the tab would time out anyway), so a leave never fails on the store.
+    ///
+    /// A leave needs no view of the others, so it refreshes nothing, except as the first
+    /// request of an isolate with the channel on: until it has read its location's
+    /// directory (and added itself) its peers do not read its record, and would count the
+    /// leaver until its next request that refreshes.
     pub async fn leave<S: Store>(&self, store: &S, now: u64, beat: &Beat) {
+        self.with(|p| p.set_local(store.has_local()));
+        if self.with(|p| p.unlisted_locally(&beat.site)) {
+            let _ = self.refresh(store, now, &beat.site).await;
+        }
         self.with(|p| p.leave(now, beat));
         let _ = self.flush(store, now).await;
     }
@@ -291,6 +288,19 @@ impl Service {
     /// 503 when a write fails (the engine retries it later).
     pub async fn flush<S: Store>(&self, store: &S, now: u64) -> Result<(), Error> {
         self.with(|p| p.set_local(store.has_local()));
+        // A publisher about to write its location to KV reads the channel first (free), even
+        // if it read it less than a poll ago: a KV write is made only right after a read of
+        // the directory. Another isolate may have taken the role over (the location would be
+        // written twice), and the peers' changes since belong in the write. Were the write
+        // left for later instead, the delayed flush would be spent on it and a change due
+        // after it (a leave) would wait for the next request.
+        for site in self.with(|p| p.kv_writes_due(now)) {
+            if self.refreshing.replace(true) {
+                break;
+            }
+            let _ = self.refresh_local(store, now, &site, false).await;
+            self.refreshing.set(false);
+        }
         let writes: Vec<Write> = self.with(|p| p.take_writes(now));
         let mut first_err = None;
         for w in writes {
@@ -363,7 +373,7 @@ impl Service {
 
     async fn refresh_now<S: Store>(&self, store: &S, now: u64, site: &str) -> Result<(), Error> {
         if self.with(|p| p.local()) {
-            return self.refresh_local(store, now, site).await;
+            return self.refresh_local(store, now, site, true).await;
         }
         if let Refresh::Poll(keys) = self.with(|p| p.refresh_due(now, site)) {
             // Peers of this location only: a read each, no listing.
@@ -384,7 +394,17 @@ impl Service {
     /// directory and its peers' records come from the channel, free; KV is listed only by
     /// the location's publisher, which shares what it listed of other locations through
     /// the channel's snapshot. A miss in the channel keeps what was known.
-    async fn refresh_local<S: Store>(&self, store: &S, now: u64, site: &str) -> Result<(), Error> {
+    ///
+    /// `kv`: whether it may list KV when a listing is due; not for the read of the channel
+    /// a publisher makes before its KV write (`Service::flush`), which would bypass the
+    /// hold on a failing store that [`Service::refresh`] keeps.
+    async fn refresh_local<S: Store>(
+        &self,
+        store: &S,
+        now: u64,
+        site: &str,
+        kv: bool,
+    ) -> Result<(), Error> {
         let due = self.with(|p| p.refresh_due(now, site));
         let dir_key = self.with(|p| p.directory_key(site));
         let dir = store
@@ -419,7 +439,7 @@ impl Service {
             self.with(|p| p.snapshot_newer(now, site, s) || wanted && p.snapshot_fresh(now, s))
         });
         let list_kv =
-            list && (publisher || self.with(|p| p.snapshot_overdue(now, snapshot.as_ref())));
+            kv && list && (publisher || self.with(|p| p.snapshot_overdue(now, snapshot.as_ref())));
         // (`Fresh` only from a publisher's delayed flush, which reads the channel anyway.)
         if !use_snapshot && !list_kv {
             return self.poll(store, now, site, peers, true).await;

@@ -369,3 +369,32 @@ fn a_record_of_this_location_the_channel_does_not_know_still_counts() {
         }
     }
 }
+
+/// A leave that is the first request of a new isolate: the isolate reads its location's
+/// directory first (adding itself), or its peers, which poll the isolates the directory
+/// names, would not read its record and its tombstone until its next refreshing request.
+#[test]
+fn a_leave_as_an_isolates_first_request_shows_at_its_peers() {
+    let clock = ManualClock::new(T0);
+    let kv = MemoryStore::new(clock.clone());
+    kv.set_local(true);
+    let isos = isolates(3, "LHR", "iso");
+    let mut now = T0;
+    // Visitor 0 at isolate 0, visitor 1 at isolate 1; isolate 2 has had no request.
+    let _ = block_on_ready(isos[0].heartbeat(&kv, now, &beat(0), None));
+    let _ = block_on_ready(isos[1].heartbeat(&kv, now, &beat(1), None));
+    let deadline = now + 5_000;
+    while isos[..2].iter().any(|s| online(s, &kv, now) != 2) {
+        assert!(now < deadline, "isolates 0 and 1 did not see each other");
+        tick(&isos, &kv, &clock, &mut now);
+    }
+    block_on_ready(isos[2].leave(&kv, now, &beat(0)));
+    let left = now;
+    while isos[..2].iter().any(|s| online(s, &kv, now) != 1) {
+        assert!(
+            now < left + 2_000,
+            "the leave at a new isolate took over 2 s to show at its peers"
+        );
+        tick(&isos, &kv, &clock, &mut now);
+    }
+}

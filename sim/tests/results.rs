@@ -415,13 +415,7 @@ fn with_the_cache_channel_kv_cost_stays_flat_in_isolates_and_counts_stay_right()
     );
     let h = r8.herenow();
     assert_eq!(h.violations, 0);
-    // A leave shows at every isolate of its location within a poll or two as a rule, and
-    // always within the freshness bound (heartbeat + 5 s). (At 8 isolates of 30 people a
-    // few seeds in eight have one leave of 40 that takes 4–19 s, before the takeover of
-    // overdue writes as after it: not analysed yet.)
-    assert!(h.leave_own.p50 <= 2.0, "{:?}", h.leave_own);
-    let bound_s = (r8.scenario.engine.heartbeat_ms + 5_000) as f64 / 1000.0;
-    assert!(h.leave_own.p99 <= bound_s, "{:?}", h.leave_own);
+    assert!(h.leave_own.p99 <= 2.0, "{:?}", h.leave_own);
     // As accurate as the oracle at the 20x write budget allows (this small site's count
     // is mostly KV's lag between its two locations).
     within_oracle(&r8, "");
@@ -435,6 +429,31 @@ fn with_the_cache_channel_kv_cost_stays_flat_in_isolates_and_counts_stay_right()
     // copy of a peer's record vouches on.
     let r = run(&cache(8).with_channel(Channel::Cache, 0.1), 4);
     within_oracle(&r, " with misses");
+    // Most leaves still show within a few polls; a few take longer (at seeds 1–8: the
+    // slowest of 25–44 took 3–26 s before 2026-12-03, 3–17 s after: a peer that misses
+    // the leaver's record keeps its old copy, not analysed further), always within the
+    // freshness bound of heartbeat + 5 s.
     let own = &r.herenow().leave_own;
+    let bound_s = (sc_heartbeat_ms() + 5_000) as f64 / 1000.0;
     assert!(own.p50 <= 3.0 && own.p99 <= bound_s, "{own:?}");
+}
+
+/// The heartbeat interval of the scenarios here (the engine's default).
+fn sc_heartbeat_ms() -> u64 {
+    tiny(1, Routing::Random, 0.0).engine.heartbeat_ms
+}
+
+/// At 8 isolates of 30 people each isolate has a request every ~11 s, so a leave reaches
+/// its peers only through the delayed flush after it: every leave shows at every isolate
+/// of its location within 2 s, on several seeds. (Before 2026-12-03 one leave in 40 took
+/// 4–19 s on some seeds: the delayed flush was spent on a KV write due earlier, and the
+/// leave's record waited for the isolate's next request.)
+#[test]
+fn with_sparse_requests_every_leave_shows_at_its_location_within_two_seconds() {
+    use herenow_sim::Channel;
+    for seed in 1..=4 {
+        let sc = tiny(8, Routing::Random, 0.0).with_channel(Channel::Cache, 0.0);
+        let own = run(&sc, seed).herenow().leave_own.clone();
+        assert!(own.n >= 20 && own.max <= 2.0, "seed {seed}: {own:?}");
+    }
 }

@@ -131,6 +131,10 @@ pub(super) struct LocalState {
     pub(super) dir: Directory,
     /// When the directory was last read.
     pub(super) dir_read_ms: Option<u64>,
+    /// When a read of the directory last found it (not a miss): a KV write, which rewrites
+    /// the directory, is made only right after one, or it would put back a copy missing
+    /// the entries added since.
+    pub(super) dir_found_ms: Option<u64>,
     /// The earliest change to the location not yet in KV (own or a peer's).
     pub(super) kv_pending: Option<u64>,
     /// The latest such change: what is left pending once KV has the earlier ones.
@@ -251,6 +255,17 @@ impl Presence {
         }
     }
 
+    /// Whether this isolate, with the channel on, has yet to read `site`'s directory: its
+    /// peers do not know of it until it has (they poll the isolates the directory names).
+    #[must_use]
+    pub fn unlisted_locally(&self, site: &str) -> bool {
+        self.local
+            && self
+                .sites
+                .get(site)
+                .is_none_or(|s| s.local.dir_read_ms.is_none())
+    }
+
     /// The channel key of `site`'s directory at this isolate's location.
     #[must_use]
     pub fn directory_key(&self, site: &str) -> String {
@@ -312,6 +327,9 @@ impl Presence {
         let s = self.site(site);
         // A miss is "not known", not "empty": start from the directory last read, so that
         // an evicted entry does not erase the location's isolates or its publisher.
+        if dir.is_some() {
+            s.local.dir_found_ms = Some(now);
+        }
         let mut dir = dir.unwrap_or_else(|| s.local.dir.clone());
         s.local.dir_read_ms = Some(now);
         // Never older than what this isolate knows (a rewrite from an older read).

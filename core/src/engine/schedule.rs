@@ -118,7 +118,7 @@ impl Presence {
             // may miss the write that made this one moot, and would drop the entries added
             // since. (A publisher's delayed flush reads it first: `Service::flush_timer_fired`.)
             let publisher = s.is_publisher(&key);
-            let dir_fresh = s.local.dir_read_ms == Some(now);
+            let dir_fresh = s.local.dir_found_ms == Some(now);
             let takeover = local
                 && !publisher
                 && dir_fresh

@@ -295,7 +295,8 @@ fn a_publisher_that_took_over_renews_the_location_lease() {
     while now + 60_000 < renew {
         now += 60_000;
         p.heartbeat(now, &beat("v0", "t", "/p"), None);
-        let _ = p.apply_directory(now, "demo", None);
+        let dir = p.sites["demo"].local.dir.clone();
+        let _ = p.apply_directory(now, "demo", Some(dir));
         assert_eq!(
             kv_writes(&p.take_writes(now)),
             Vec::<&str>::new(),
@@ -303,6 +304,7 @@ fn a_publisher_that_took_over_renews_the_location_lease() {
         );
     }
     let own = p.own_key("demo");
-    let _ = p.apply_directory(renew, "demo", None);
+    let dir = p.sites["demo"].local.dir.clone();
+    let _ = p.apply_directory(renew, "demo", Some(dir));
     assert_eq!(kv_writes(&p.take_writes(renew)), [own.as_str()]);
 }
