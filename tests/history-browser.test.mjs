@@ -237,6 +237,9 @@ describe("history, widget and record in Chromium", () => {
       await p.goto(`${server.origin}/dashboard?site=closed`);
       await p.waitForFunction(() => /does not publish its history/.test(document.querySelector("#history-note").textContent), null, { timeout: 10_000, polling: 50 });
       await p.waitForFunction(() => /does not publish its badge/.test(document.querySelector("#badge-note").textContent), null, { timeout: 10_000, polling: 50 });
+      // The live count's first answer may come after the notes: wait for it, then check
+      // that the refused badge set no error status.
+      await p.waitForFunction(() => !/^Connecting/.test(document.querySelector("#status").textContent), null, { timeout: 10_000, polling: 50 });
       assert.match(await p.locator("#status").textContent(), /^Live/, "no error status for a refused badge");
       const live = () => p.locator("#chart svg").getAttribute("data-live").then(Number);
       assert.ok(await until(async () => (await live()) >= 2, 5000, 100), "the chart takes live counts");
