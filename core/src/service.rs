@@ -440,7 +440,7 @@ impl Service {
         });
         let list_kv =
             kv && list && (publisher || self.with(|p| p.snapshot_overdue(now, snapshot.as_ref())));
-        // (`Fresh` only from a publisher's delayed flush, which reads the channel anyway.)
+        // (`Fresh` only from the read a publisher makes before its KV write, in `flush`.)
         if !use_snapshot && !list_kv {
             return self.poll(store, now, site, peers, true).await;
         }

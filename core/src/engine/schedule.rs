@@ -116,7 +116,7 @@ impl Presence {
             // requests): it then takes the role over. Either only right after reading the
             // directory (a refresh at this `now`), as the write rewrites it: an older read
             // may miss the write that made this one moot, and would drop the entries added
-            // since. (A publisher's delayed flush reads it first: `Service::flush_timer_fired`.)
+            // since. (A publisher due to write reads it first: `Service::flush`.)
             let publisher = s.is_publisher(&key);
             let dir_fresh = s.local.dir_found_ms == Some(now);
             let takeover = local
