@@ -38,6 +38,7 @@ import { heapAfterGc } from "./lib/memory.mjs";
 import { profileDuring } from "../bench/lib/profile.mjs";
 
 const flags = process.argv.slice(2).filter((a) => a.startsWith("--"));
+const KV = flags.includes("--kv"); // CHANNEL=kv: the records through KV
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const flag = (name, d) => Number(flags.find((f) => f.startsWith(`--${name}=`))?.split("=")[1] ?? d);
 const TABS = Number(args[0] ?? 100_000);
@@ -71,7 +72,7 @@ const vars = {
   SITES: JSON.stringify({ demo: { origins: [ORIGIN] } }),
   WINDOW_S: "900", SOLO_DELAY_S: "2", REMOTE_DELAY_S: "2", FLUSH_S: "20", DEBUG_STATS: "1",
   RATE_IP_PER_MIN: "100000000", RATE_VISITOR_PER_MIN: "100000000", NEW_VISITORS_PER_IP_PER_MIN: "100000000",
-  ...(flags.includes("--kv") ? { CHANNEL: "kv" } : {}),
+  ...(KV ? { CHANNEL: "kv" } : {}),
 };
 const names = Array.from({ length: 1 + PEERS }, (_, i) => (i === 0 ? "measured" : `peer${i}`));
 const cf = { colo: COLO };
@@ -90,7 +91,7 @@ try {
     .map((w) => (url, init = {}) => w.fetch(url, { ...init, cf }));
   const stats = async () => (await (await workers[0](`${ORIGIN}/healthz`)).json());
   const empty = await stats();
-  say(`${names.length} isolates of location ${COLO} on one KV namespace, exchanging records through ${flags.includes("--kv") ? "KV (CHANNEL=kv)" : "the Cache API"}; measured isolate at 0 tabs: wasm ${(empty.wasm_memory_bytes / 2 ** 20).toFixed(1)} MiB`);
+  say(`${names.length} isolates of location ${COLO} on one KV namespace, exchanging records through ${KV ? "KV (CHANNEL=kv)" : "the Cache API"}; measured isolate at 0 tabs: wasm ${(empty.wasm_memory_bytes / 2 ** 20).toFixed(1)} MiB`);
 
   // Seeding: worker i gets the visitors v ≡ i (mod isolates), one heartbeat each.
   const prefix = Math.floor(Math.random() * 0xffffffff).toString(16).padStart(8, "0");
@@ -162,7 +163,7 @@ try {
   say(`wasm linear memory ${wasmAfterMiB.toFixed(1)} MiB (at convergence ${wasmMiB.toFixed(1)}), JS heap after a full GC `
     + `${heap ? heap.usedMb.toFixed(1) : "?"} MiB (total ${heap ? heap.totalMb.toFixed(1) : "?"}), sum ${total.toFixed(1)} MiB; `
     + `workerd RSS (all ${names.length} isolates and KV) ${workerdRss ? workerdRss.toFixed(0) : "?"} MB`);
-  console.log(`RESULT ${JSON.stringify({ tabs: TABS, isolates: names.length, channel: flags.includes("--kv") ? "kv" : "cache", seeded: ok, held: held(after), online,
+  console.log(`RESULT ${JSON.stringify({ tabs: TABS, isolates: names.length, channel: KV ? "kv" : "cache", seeded: ok, held: held(after), online,
     wasm_mib: +wasmAfterMiB.toFixed(2), js_heap_mib: heap ? +heap.usedMb.toFixed(2) : null, sum_mib: +total.toFixed(2),
     bound_mib: +BOUND_MIB.toFixed(1), workerd_rss_mb: workerdRss ? +workerdRss.toFixed(0) : null })}`);
   const checks = [

@@ -288,13 +288,13 @@ impl Service {
     /// 503 when a write fails (the engine retries it later).
     pub async fn flush<S: Store>(&self, store: &S, now: u64) -> Result<(), Error> {
         self.with(|p| p.set_local(store.has_local()));
-        // A publisher about to write its location to KV reads the channel first (free), even
-        // if it read it less than a poll ago: a KV write is made only right after a read of
-        // the directory. Another isolate may have taken the role over (the location would be
+        // A publisher about to write its location to KV reads the channel first (free),
+        // unless this request's refresh just did, even if it read it less than a poll ago: a
+        // KV write is made only right after a read of the directory. Another isolate may have taken the role over (the location would be
         // written twice), and the peers' changes since belong in the write. Were the write
         // left for later instead, the delayed flush would be spent on it and a change due
         // after it (a leave) would wait for the next request.
-        for site in self.with(|p| p.kv_writes_due(now)) {
+        for site in self.with(|p| p.kv_writes_awaiting_read(now)) {
             if self.refreshing.replace(true) {
                 break;
             }

@@ -212,6 +212,11 @@ impl SiteState {
         )
     }
 
+    /// Whether `own`, as its location's publisher, has its KV write due at `now`.
+    pub(super) fn publisher_write_due(&self, own: &str, cfg: &EngineConfig, now: u64) -> bool {
+        self.is_publisher(own) && self.kv_due(cfg, now).is_some_and(|d| now >= d)
+    }
+
     /// When another isolate than the publisher writes the location's record to KV, and
     /// takes the role over: once a change it saw has waited [`TAKEOVER_MS`] past its due
     /// time. Never before this isolate has read the directory (its view may be empty).

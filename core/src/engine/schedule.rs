@@ -123,8 +123,7 @@ impl Presence {
                 && !publisher
                 && dir_fresh
                 && s.takeover_due(&cfg, now).is_some_and(|d| now >= d);
-            let kv_due = takeover
-                || local && publisher && dir_fresh && s.kv_due(&cfg, now).is_some_and(|d| now >= d);
+            let kv_due = takeover || local && dir_fresh && s.publisher_write_due(&key, &cfg, now);
             if !(record_due || kv_due) {
                 continue;
             }
@@ -262,18 +261,19 @@ impl Presence {
         }
     }
 
-    /// The sites this isolate is due to write to KV as its location's publisher (with the
-    /// channel), as far as its last read of the directory says.
+    /// The sites whose directory this isolate must read before it writes them to KV: it is
+    /// due to as its location's publisher (with the channel), as far as its last read
+    /// says, and has not read the directory at `now` (a request's refresh may have).
     #[must_use]
-    pub fn kv_writes_due(&self, now: u64) -> Vec<String> {
+    pub fn kv_writes_awaiting_read(&self, now: u64) -> Vec<String> {
         if !self.local {
             return Vec::new();
         }
         self.sites
             .iter()
             .filter(|(site, s)| {
-                s.is_publisher(&self.own_key(site))
-                    && s.kv_due(&self.config, now).is_some_and(|d| now >= d)
+                s.local.dir_found_ms != Some(now)
+                    && s.publisher_write_due(&self.own_key(site), &self.config, now)
             })
             .map(|(site, _)| site.clone())
             .collect()

@@ -285,13 +285,13 @@ impl Presence {
     /// a backoff up to [`EngineConfig::solo_delay_ms`]), or when member lists are wanted.
     #[must_use]
     pub fn refresh_due(&self, now: u64, site: &str) -> Refresh {
+        if self.listing_wanted(now, site) {
+            return Refresh::List;
+        }
         let Some(s) = self.sites.get(site) else {
             return Refresh::List;
         };
         let r = &s.remote;
-        if r.members_until > now && r.members_fetched_ms.is_none() {
-            return Refresh::List;
-        }
         let mode = s.mode(now);
         let Some(listed) = r.fetched_ms else {
             return Refresh::List;
