@@ -130,8 +130,8 @@ test-client-files:
 	@node --test --test-reporter=spec tests/client-cache.test.mjs
 
 test-dev:
-	@echo "==> suite: make dev serves a live count (Chromium on http://127.0.0.1:$(PORT))"
-	@node --test --test-reporter=spec tests/dev.test.mjs
+	@echo "==> suite: make dev serves a live count (Chromium on http://127.0.0.1:$(PORT)); the harness starts wrangler dev past a taken port"
+	@node --test --test-reporter=spec tests/dev.test.mjs tests/wrangler-start.test.mjs
 
 test-load:
 	@echo "==> suite: load smoke (500 visitors with churn for 20 s against workerd)"

@@ -31,9 +31,33 @@ export async function freePort() {
  * `make dev` does, assembled into a fresh directory removed on stop; `devAssets: false`
  * serves what a deploy serves, the directory of the config's [assets] alone.
  */
-export async function startWrangler({ vars = {}, port, persistTo, dir = join(ROOT, "edge"), readyMs = 60_000, persistRoot, extraArgs = [],
-  devAssets = dir === join(ROOT, "edge") } = {}) {
-  port ??= await freePort();
+export async function startWrangler({ pickPort = freePort, ...opts } = {}) {
+  // Ports are picked free, then bound by workerd seconds later, while other servers (and
+  // other wranglers' own internal listeners) pick theirs: rarely, one is taken in between
+  // and workerd exits with "Address already in use". A CI run also once saw one of the
+  // bench's five wranglers starting together exit at start for a cause its log lost. So a
+  // start that exits before it is ready is tried again on fresh ports (`pickPort` picks
+  // them: tests pass a taken one), saying why; a start that is merely slow is not, and
+  // neither is a port the caller chose that is taken.
+  const ATTEMPTS = 3;
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port ?? await pickPort();
+    const inspectorPort = await pickPort();
+    try {
+      return await startOnce({ ...opts, port, inspectorPort });
+    } catch (e) {
+      const exited = / exited with /.test(e.message.split("\n")[0]);
+      const taken = /Address already in use[^\n]*?127\.0\.0\.1:(\d+)/.exec(e.message)?.[1];
+      const callers = taken !== undefined && Number(taken) === opts.port;
+      if (!exited || callers || attempt === ATTEMPTS) throw e;
+      const why = taken ? `port ${taken} was taken before it bound` : e.message.split("\n").at(-1);
+      console.error(`wrangler dev (${opts.dir ?? "edge"}) exited at start (${why}); starting again, attempt ${attempt + 1} of ${ATTEMPTS}`);
+    }
+  }
+}
+
+async function startOnce({ vars = {}, port, inspectorPort, persistTo, dir = join(ROOT, "edge"), readyMs = 60_000, persistRoot, extraArgs = [],
+  devAssets = dir === join(ROOT, "edge") }) {
   const origin = `http://127.0.0.1:${port}`;
   const ownDir = !persistTo;
   persistTo ??= mkdtempSync(join(persistRoot ?? tmpdir(), "herenow-wrangler-"));
@@ -42,7 +66,6 @@ export async function startWrangler({ vars = {}, port, persistTo, dir = join(ROO
     SITES: JSON.stringify({ demo: { origins: [origin, `http://localhost:${port}`], members_public: true } }),
     ...vars,
   };
-  const inspectorPort = await freePort();
   const assetsDir = devAssets ? mkdtempSync(join(tmpdir(), "herenow-dev-assets-")) : null;
   if (assetsDir) assembleDevAssets(assetsDir);
   const args = ["dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo,
@@ -59,7 +82,7 @@ export async function startWrangler({ vars = {}, port, persistTo, dir = join(ROO
   };
   await child.waitFor(async () => {
     try {
-      return (await fetch(`${origin}/healthz`)).ok;
+      return (await fetch(`${origin}/healthz`, { signal: AbortSignal.timeout(2_000) })).ok;
     } catch { return false; /* not up yet */ }
   }, readyMs, `wrangler dev (${dir})`).catch(async (e) => { await stop(); throw e; });
   return { origin, port, inspectorPort, pid: child.pid, persistTo, stop, log: child.output };
