@@ -8,7 +8,8 @@ import { spawn } from "node:child_process";
  * dying child's children print after it, such as esbuild's goroutine dump), exited() (the
  * exit code or signal, or null while it runs), stop() (SIGTERM to the whole group, SIGKILL
  * after 5 s), waitFor(test, ms, what) (polls `test()` until truthy; throws with the output
- * if the child exits first or `ms` pass) }.
+ * if the child exits first or `ms` pass, the error's `exitCode` set in the first case and
+ * `firstError` its first error line) }.
  */
 export function spawnGroup(cmd, args, { cwd, env } = {}) {
   const child = spawn(cmd, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
@@ -28,10 +29,16 @@ export function spawnGroup(cmd, args, { cwd, env } = {}) {
     if (tail.length > TAIL) { dropped += tail.length - TAIL; tail = tail.slice(-TAIL); }
   };
   const output = () => head + (dropped ? `\n[… ${dropped} characters left out …]\n` : "") + tail;
-  // Its first line that reads as an error, repeated last, where a log's tail shows it.
-  const firstError = () => {
-    const line = output().split("\n").find((l) => /error|fatal|✘|EADDRINUSE|panic/i.test(l));
-    return line ? `\nits first error line: ${line.trim()}` : "";
+  // The error waitFor throws: the output, then its first line that reads as an error,
+  // repeated last, where a log's tail shows it. `exitCode` (set if the child exited, else
+  // undefined: it was not ready in time) and `firstError` say the same to callers.
+  const failure = (why) => {
+    const all = output();
+    const line = all.split("\n").find((l) => /error|fatal|✘|EADDRINUSE|panic/i.test(l))?.trim();
+    const e = new Error(`${why}:\n${all}${line ? `\nits first error line: ${line}` : ""}`);
+    e.exitCode = exited ?? undefined;
+    e.firstError = line;
+    return e;
   };
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
@@ -47,9 +54,9 @@ export function spawnGroup(cmd, args, { cwd, env } = {}) {
   const waitFor = async (test, ms, what) => {
     const deadline = Date.now() + ms;
     for (;;) {
-      if (exited !== null) throw new Error(`${what} exited with ${exited}:\n${output()}${firstError()}`);
+      if (exited !== null) throw failure(`${what} exited with ${exited}`);
       if (await test()) return;
-      if (Date.now() > deadline) { await stop(); throw new Error(`${what} not ready in ${ms / 1000} s:\n${output()}${firstError()}`); }
+      if (Date.now() > deadline) { await stop(); throw failure(`${what} not ready in ${ms / 1000} s`); }
       await new Promise((r) => setTimeout(r, 100));
     }
   };

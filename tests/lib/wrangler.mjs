@@ -46,11 +46,10 @@ export async function startWrangler({ pickPort = freePort, ...opts } = {}) {
     try {
       return await startOnce({ ...opts, port, inspectorPort });
     } catch (e) {
-      const exited = / exited with /.test(e.message.split("\n")[0]);
       const taken = /Address already in use[^\n]*?127\.0\.0\.1:(\d+)/.exec(e.message)?.[1];
       const callers = taken !== undefined && Number(taken) === opts.port;
-      if (!exited || callers || attempt === ATTEMPTS) throw e;
-      const why = taken ? `port ${taken} was taken before it bound` : e.message.split("\n").at(-1);
+      if (e.exitCode === undefined || callers || attempt === ATTEMPTS) throw e;
+      const why = taken ? `port ${taken} was taken before it bound` : e.firstError ?? `exit code ${e.exitCode}`;
       console.error(`wrangler dev (${opts.dir ?? "edge"}) exited at start (${why}); starting again, attempt ${attempt + 1} of ${ATTEMPTS}`);
     }
   }
