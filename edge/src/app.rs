@@ -785,7 +785,7 @@ mod tests {
         );
         let r = run(post("/v1/heartbeat", &beat(V2, "c")));
         assert_eq!(json(&r)["online"], 2);
-        assert_eq!(json(&r)["next_heartbeat_ms"], 60_000);
+        assert_eq!(json(&r)["next_heartbeat_ms"], 90_000);
         assert_eq!(run(post("/v1/leave", &beat(V2, "c"))).status, 204);
         let r = run(get("/v1/count", "site=demo"));
         assert_eq!(json(&r)["online"], 1);
@@ -862,7 +862,7 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(r.header_value("access-control-allow-origin"), None);
         // The count tells a watch-only page the server's interval.
-        assert_eq!(json(&r)["next_heartbeat_ms"], 60_000);
+        assert_eq!(json(&r)["next_heartbeat_ms"], 90_000);
         assert_eq!(store.ops().writes, 0, "nothing recorded");
     }
 

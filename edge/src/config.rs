@@ -234,11 +234,11 @@ impl Config {
     /// Builds the config from settings looked up by name (`get("SITES")` etc.).
     ///
     /// Settings: `SITES` (JSON: `{"name":{"origins":["https://…"]}}`), `WINDOW_S`
-    /// (presence window, default 150), `HEARTBEAT_S` (default 60 with the default window,
+    /// (presence window, default 225), `HEARTBEAT_S` (default 90 with the default window,
     /// else a quarter of the window), `FLUSH_S` (least time between record writes, default 1), `LEASE_S` (how
     /// long a record vouches for its tabs, default 300), `REFRESH_MS` (how long a merged
     /// view is reused, default 500), `REMOTE_DELAY_S` (publishing delay when only other
-    /// locations are active, default 12.5), `SOLO_DELAY_S` (publishing delay when no other
+    /// locations are active, default 5/24 of the heartbeat: 18.75 at 90), `SOLO_DELAY_S` (publishing delay when no other
     /// isolate is active, default 180), `LOCATION` (this isolate's location name, default
     /// the data center), `BODY_TIMEOUT_S` (how long a request body may take to arrive,
     /// default 10), `RATE_IP_PER_MIN` (API requests per IP per minute,
@@ -343,14 +343,17 @@ impl Config {
         let window_ms = parse_ms("WINDOW_S", get("WINDOW_S").as_deref(), d.window_ms, 1000)?;
         let scaled = EngineConfig::with_window(window_ms);
         let base = if window_ms == d.window_ms { d } else { scaled };
+        let heartbeat_ms = parse_ms(
+            "HEARTBEAT_S",
+            get("HEARTBEAT_S").as_deref(),
+            base.heartbeat_ms,
+            1000,
+        )?;
+        // The remote delay follows the heartbeat unless it is set.
+        let base = base.with_heartbeat(heartbeat_ms);
         let engine = EngineConfig {
             window_ms,
-            heartbeat_ms: parse_ms(
-                "HEARTBEAT_S",
-                get("HEARTBEAT_S").as_deref(),
-                base.heartbeat_ms,
-                1000,
-            )?,
+            heartbeat_ms,
             flush_min_ms: parse_ms(
                 "FLUSH_S",
                 get("FLUSH_S").as_deref(),
@@ -553,18 +556,20 @@ mod tests {
 
     #[test]
     fn the_defaults_and_the_readmes_free_plan_settings_are_valid() {
-        // wrangler.toml sets WINDOW_S 150 and leaves HEARTBEAT_S to its default, 60 s.
-        let c = cfg(&[("SITES", SITES), ("WINDOW_S", "150")]).expect("valid");
+        // wrangler.toml sets WINDOW_S 225 and leaves HEARTBEAT_S to its default, 90 s.
+        let c = cfg(&[("SITES", SITES), ("WINDOW_S", "225")]).expect("valid");
         assert_eq!(
-            (c.engine.window_ms, c.engine.heartbeat_ms),
-            (150_000, 60_000)
+            (
+                c.engine.window_ms,
+                c.engine.heartbeat_ms,
+                c.engine.remote_delay_ms
+            ),
+            (225_000, 90_000, 18_750)
         );
         assert_eq!(c.engine, cfg(&[("SITES", SITES)]).expect("valid").engine);
         // README › What the plans hold: the settings that hold 50 people on Workers Free.
         let c = cfg(&[
             ("SITES", SITES),
-            ("HEARTBEAT_S", "90"),
-            ("WINDOW_S", "225"),
             ("SOLO_DELAY_S", "600"),
             ("LEASE_S", "1800"),
         ])
@@ -578,6 +583,28 @@ mod tests {
             ),
             (90_000, 225_000, 600_000, 1_800_000)
         );
+    }
+
+    #[test]
+    fn the_remote_delay_follows_the_heartbeat_unless_set() {
+        let engine = |vars: &[(&str, &str)]| {
+            let mut all = vec![("SITES", SITES)];
+            all.extend_from_slice(vars);
+            cfg(&all).expect("valid").engine
+        };
+        let e = engine(&[("HEARTBEAT_S", "30"), ("WINDOW_S", "75")]);
+        assert_eq!((e.heartbeat_ms, e.remote_delay_ms), (30_000, 6_250));
+        let e = engine(&[("HEARTBEAT_S", "120"), ("WINDOW_S", "300")]);
+        assert_eq!((e.heartbeat_ms, e.remote_delay_ms), (120_000, 25_000));
+        // A window alone: a quarter of it, and its remote delay.
+        let e = engine(&[("WINDOW_S", "60")]);
+        assert_eq!((e.heartbeat_ms, e.remote_delay_ms), (15_000, 3_125));
+        let e = engine(&[
+            ("HEARTBEAT_S", "30"),
+            ("WINDOW_S", "75"),
+            ("REMOTE_DELAY_S", "12.5"),
+        ]);
+        assert_eq!((e.heartbeat_ms, e.remote_delay_ms), (30_000, 12_500));
     }
 
     #[test]
@@ -618,7 +645,7 @@ mod tests {
             (&[("SITES", r#"{"demo":{"origin":[]}}"#)], "SITES"),
             (&[("SITES", SITES), ("WINDOW_S", "abc")], "WINDOW_S"),
             (&[("SITES", SITES), ("WINDOW_S", "0.5")], "WINDOW_S"),
-            (&[("SITES", SITES), ("HEARTBEAT_S", "150")], "HEARTBEAT_S"),
+            (&[("SITES", SITES), ("HEARTBEAT_S", "225")], "HEARTBEAT_S"),
             (&[("SITES", SITES), ("FLUSH_S", "0.1")], "FLUSH_S"),
             (&[("SITES", SITES), ("LEASE_S", "5")], "LEASE_S"),
             // Regression: no room left for the handoff margin is the heartbeat's fault,

@@ -10,7 +10,7 @@
 //! # Model
 //! - **Visitors** arrive as a Poisson process (rate = concurrent visitors / mean visit) at a
 //!   uniformly chosen location and stay an exponential time. A visitor has one focused tab
-//!   that heartbeats at the engine's interval (default 60 s) ±10 % while visible; goes
+//!   that heartbeats at the engine's interval (default 90 s) ±10 % while visible; goes
 //!   away (the tab is hidden: one idle beacon, then silence, as the client's lifecycle
 //!   does) and comes back; navigates (a
 //!   single-page app changes page on the same tab; a multi-page site sends a leave and opens

@@ -243,10 +243,11 @@ impl Scenario {
     }
 
     /// The same scenario with the engine's heartbeat interval, which the client's beat
-    /// follows (the server tells it), set to `heartbeat_ms`.
+    /// follows (the server tells it), set to `heartbeat_ms`, and the remote delay that goes
+    /// with it, as the edge sets them ([`EngineConfig::with_heartbeat`]).
     #[must_use]
     pub fn with_heartbeat(mut self, heartbeat_ms: u64) -> Self {
-        self.engine.heartbeat_ms = heartbeat_ms;
+        self.engine = self.engine.with_heartbeat(heartbeat_ms);
         self
     }
 

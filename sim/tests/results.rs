@@ -27,12 +27,13 @@ fn sticky_routing_keeps_a_tab_on_one_isolate_except_its_moves() {
     assert!(r.routing_moves > 0);
     // Every change of isolate between a tab's requests is a move, and every move one.
     assert_eq!(r.slot_changes, r.routing_moves);
-    // About one move in twenty requests (the whole run's requests).
+    // About one move in twenty requests (the whole run's requests, of which a tab's first
+    // moves nothing: at a 90 s heartbeat about one request in four).
     let share = r.routing_moves as f64 / r.requests as f64;
-    assert!((0.03..=0.07).contains(&share), "{share}");
+    assert!((0.025..=0.07).contains(&share), "{share}");
     // Random routing changes isolate on 3 in 4 of the requests that follow another of the
-    // same tab at 4 isolates (a tab's first request changes nothing: at a 60 s heartbeat
-    // they are about one request in five).
+    // same tab at 4 isolates (a tab's first request changes nothing: at a 90 s heartbeat
+    // they are about one request in four).
     let r = run(&tiny(4, Routing::Random, 0.05), 2);
     assert_eq!(r.routing_moves, 0);
     let share = r.slot_changes as f64 / r.requests as f64;
@@ -112,7 +113,7 @@ fn the_bill_subtracts_each_quota_and_is_never_negative() {
 
 #[test]
 fn others_changes_show_on_open_pages_within_their_heartbeat_plus_5_s() {
-    // The bound follows the interval the server sets: at the default (60 s) and at 15 s
+    // The bound follows the interval the server sets: at the default (90 s) and at 15 s
     // (window 60 s), an open page shows another visitor's change at its next heartbeat
     // (±10 % jitter), plus the few seconds the isolates of a location take to share it.
     let fast = {
@@ -143,7 +144,9 @@ fn requests_follow_the_heartbeat_and_the_workers_bill_with_them() {
     // fall about fourfold, and the Workers part of the bill by as much.
     let mut fast = tiny(1, Routing::Random, 0.0);
     fast.engine = EngineConfig::with_window(60_000);
-    let slow = tiny(1, Routing::Random, 0.0).with_heartbeat(60_000);
+    let slow = tiny(1, Routing::Random, 0.0)
+        .with_window(150_000)
+        .with_heartbeat(60_000);
     let rows: Vec<_> = [fast, slow]
         .iter()
         .map(|sc| run(sc, 6).row(2, 6, None))
@@ -186,7 +189,7 @@ fn bad_flags_exit_2_with_a_clear_message() {
         &["--only", "huge"],
         &["--measure-min"],
         &["--move-prob", "2"],
-        &["--heartbeat-s", "150"],
+        &["--heartbeat-s", "225"],
         &["--locations", "0"],
         &["--visitors", "many"],
         &["--sample-s", "0"],
@@ -372,13 +375,14 @@ fn a_json_line_parses_and_has_every_field() {
     assert_eq!(h["isolates"], 2);
     assert_eq!(h["routing"], "sticky");
     assert_eq!(h["seed"], 3);
-    // The default interval, and about a request per visible tab and interval.
+    // The default interval, and about a request per visible tab and interval, plus ~30
+    // an hour for opening, navigating, hiding and leaving.
     let hb = h["heartbeat_s"].as_f64().unwrap_or(0.0);
     assert_eq!(hb * 1000.0, EngineConfig::default().heartbeat_ms as f64);
     assert!(
         h["per_visitor_hour"]["requests"]
             .as_f64()
-            .is_some_and(|r| r > 0.5 * 3_600.0 / hb && r < 1.5 * 3_600.0 / hb),
+            .is_some_and(|r| r > 0.5 * 3_600.0 / hb && r < 1.5 * 3_600.0 / hb + 30.0),
         "{h}"
     );
     assert!(h["others_change_shown_p99_s"].is_number());

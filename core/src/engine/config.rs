@@ -5,12 +5,13 @@ use super::*;
 /// Tunables of the engine. All times are in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// A tab with no heartbeat for this long is gone (default 150 s: two and a half
+    /// A tab with no heartbeat for this long is gone (default 225 s: two and a half
     /// heartbeats, so one lost heartbeat and the client's ±10 % jitter never drop a tab).
     pub window_ms: u64,
-    /// The heartbeat interval clients are told to use (default 60 s: Workers requests are
+    /// The heartbeat interval clients are told to use (default 90 s: Workers requests are
     /// the largest line of the bill, and the leave beacon, not the heartbeat, carries most
-    /// departures; see docs/design.md › "Cost at any number of isolates").
+    /// departures; 60 s cost $32.67 per 1,000 people online a month at 8 isolates, 90 s
+    /// $20.90; docs/design.md › "Why a 90 s heartbeat").
     pub heartbeat_ms: u64,
     /// The least time between two writes of one record (default 1 s; KV allows 1 write/s).
     pub flush_min_ms: u64,
@@ -27,9 +28,8 @@ pub struct EngineConfig {
     /// listing) while they are active (default 500 ms).
     pub refresh_ms: u64,
     /// Publishing delay when only isolates of other locations are active, and how often the
-    /// records are listed (default 12.5 s: other locations see writes up to 60 s late
-    /// anyway, and at 12.5 s a location's writes stay 20× fewer than one per heartbeat on
-    /// medium, where 10 s made 18×; docs/design.md, "Cost at any number of isolates").
+    /// records are listed (default [`EngineConfig::remote_delay_for`] the heartbeat: 18.75 s
+    /// at 90 s).
     pub remote_delay_ms: u64,
     /// Publishing delay, and view reuse, when no other isolate is active (default 180 s).
     pub solo_delay_ms: u64,
@@ -45,14 +45,14 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            window_ms: 150_000,
-            heartbeat_ms: 60_000,
+            window_ms: 225_000,
+            heartbeat_ms: DEFAULT_HEARTBEAT_MS,
             flush_min_ms: 1_000,
             join_delay_ms: 1_000,
             change_delay_ms: 10_000,
             lease_ms: 300_000,
             refresh_ms: 500,
-            remote_delay_ms: 12_500,
+            remote_delay_ms: Self::remote_delay_for(DEFAULT_HEARTBEAT_MS),
             solo_delay_ms: 180_000,
             handoff_margin_ms: 5_000,
             last_seen_ttl_ms: 90 * 24 * 3_600_000,
@@ -61,7 +61,35 @@ impl Default for EngineConfig {
     }
 }
 
+/// [`EngineConfig::heartbeat_ms`]'s default.
+const DEFAULT_HEARTBEAT_MS: u64 = 90_000;
+
 impl EngineConfig {
+    /// The publishing delay to other locations (and listing interval) that goes with a
+    /// heartbeat interval: 5/24 of it (12.5 s at 60 s, 18.75 s at 90 s), at least 1 s.
+    ///
+    /// Why it follows the heartbeat: a page learns the count once a heartbeat, so a
+    /// location's summary written ~5 times a heartbeat reaches it as fresh as KV's lag
+    /// allows; and KV writes then fall with the requests, staying ~20× fewer than design
+    /// (a)'s one per heartbeat at any interval, where a fixed 12.5 s made only 16× at 120 s
+    /// (docs/design.md › "Why a 90 s heartbeat").
+    #[must_use]
+    pub const fn remote_delay_for(heartbeat_ms: u64) -> u64 {
+        let d = heartbeat_ms * 5 / 24;
+        if d < 1_000 { 1_000 } else { d }
+    }
+
+    /// This config with the heartbeat interval set to `heartbeat_ms` and the remote delay
+    /// that goes with it ([`EngineConfig::remote_delay_for`]).
+    #[must_use]
+    pub fn with_heartbeat(self, heartbeat_ms: u64) -> Self {
+        Self {
+            heartbeat_ms,
+            remote_delay_ms: Self::remote_delay_for(heartbeat_ms),
+            ..self
+        }
+    }
+
     /// The `Retry-After` a store failure is answered with, in seconds: one heartbeat
     /// interval rounded up, from 1 to [`crate::store::STORE_RETRY_AFTER_S`]. A client that
     /// honours it stays away no longer than between two heartbeats, so it is back inside
@@ -82,15 +110,14 @@ impl EngineConfig {
         let d = Self::default();
         Self {
             window_ms,
-            heartbeat_ms: (window_ms / 4).max(250),
             lease_ms: (window_ms * 2).max(2_000),
             join_delay_ms: d.join_delay_ms.min(window_ms / 2),
             change_delay_ms: d.change_delay_ms.min(window_ms / 2),
-            remote_delay_ms: (window_ms / 15).max(d.flush_min_ms).min(d.remote_delay_ms),
             solo_delay_ms: d.solo_delay_ms.min(window_ms * 2),
             handoff_margin_ms: d.handoff_margin_ms.min(window_ms / 8),
             ..d
         }
+        .with_heartbeat((window_ms / 4).max(250))
     }
 
     /// Checks the settings against each other and KV's limits.
