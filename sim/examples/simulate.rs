@@ -393,7 +393,7 @@ fn print_tables(rows: &[(Report, Vec<Row>)], o: &Options) {
             "   (per visitor-hour: writes, lists, reads, requests; KV$/kvh: KV dollars per 1,000 visitor-hours at list price; \
              $/1k·mo: marginal bill per 1,000 people online around the clock a month, quotas subtracted, the $5 base left out, \
              and its KV part; (a) $: the same for design (a); w ×(a): times fewer writes than (a); err99%/orc99%: count error \
-             p99, herenow and the oracle at the same write budget (herenow's writes, at most the 20× budget, evenly spaced); own99s/else99/shown99: a leave at its own location, \
+             p99, herenow and the oracle at the same write budget (herenow's record writes, not its members' last-seen values, at most the 20× budget, evenly spaced); own99s/else99/shown99: a leave at its own location, \
              elsewhere, and another visitor's change on an open page, p99 s; free: people online within the free plan; \
              cache/r: Cache API calls per request, free but counted against the subrequest limit)"
         );

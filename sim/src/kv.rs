@@ -25,6 +25,14 @@ pub(crate) struct Ops {
     pub last_seen_writes: u64,
 }
 
+impl Ops {
+    /// Writes of the engine's records (all but members' last-seen values): the writes that
+    /// carry counts, which the oracle at herenow's own budget is given.
+    pub fn record_writes(&self) -> u64 {
+        self.writes - self.last_seen_writes
+    }
+}
+
 impl core::ops::Sub for Ops {
     type Output = Self;
     fn sub(self, o: Self) -> Self {

@@ -91,7 +91,8 @@ pub struct Diagnostics {
     pub budget_period_ms: u64,
     /// The period of the oracle writing as often as design (a), per location, in ms.
     pub naive_period_ms: u64,
-    /// The period of the oracle at herenow's own write budget, per location, in ms.
+    /// The period of the oracle at herenow's own write budget (its record writes), per
+    /// location, in ms.
     pub own_period_ms: u64,
     /// Samples where the truth's history disagreed with the truth (should be 0).
     pub truth_mismatches: u64,
@@ -293,8 +294,11 @@ impl Report {
 
     /// The count error floor (in percent of the truth) herenow is judged against: an oracle
     /// that knows each location's exact count as of its newest write KV shows, making as
-    /// many writes as herenow did (before measuring; at most the 20× budget), evenly spaced.
-    /// A design that writes less than the budget is held to what its own writes allow.
+    /// many writes as herenow's records did (before measuring; at most the 20× budget),
+    /// evenly spaced. A design that writes less than the budget is held to what its own
+    /// writes allow; members' last-seen values, which carry no count, are not part of that
+    /// (until 2026-12-03 they were: the oracle then wrote ~25 % more often than herenow's
+    /// records did, docs/design.md › "Why a 90 s heartbeat").
     #[must_use]
     pub fn floor(&self) -> Stat {
         self.oracle(ORACLE_OWN_BUDGET)

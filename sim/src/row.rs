@@ -79,8 +79,9 @@ pub struct Row {
     pub free_plan_limits: Option<Vec<&'static str>>,
     /// |count − truth| / truth at the 99th percentile, in %.
     pub error_p99_pct: f64,
-    /// The same for the oracle at the same write budget as herenow's (its KV writes, at
-    /// most the 20× budget, evenly spaced): the floor the error target is judged against.
+    /// The same for the oracle at the same write budget as herenow's (its record writes,
+    /// not its members' last-seen values; at most the 20× budget, evenly spaced): the floor
+    /// the error target is judged against.
     pub oracle_p99_pct: f64,
     /// The same for the oracle at the 20× write budget (the floor of any design that meets
     /// the write target).

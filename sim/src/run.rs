@@ -192,11 +192,12 @@ struct Sim<'a> {
     budget_period_ms: u64,
     naive_period_ms: u64,
     /// How often the oracle at herenow's own write budget writes per location: herenow's
-    /// KV writes before measuring, spread evenly, never more often than the 20× budget.
+    /// herenow's record writes before measuring (not its members' last-seen values), spread
+    /// evenly, never more often than the 20× budget.
     own_period_ms: u64,
     /// When everyone present at the start had arrived, and the naive writes by then.
     naive_from: (u64, u64),
-    /// herenow's KV writes by then.
+    /// herenow's record writes by then.
     herenow_from: u64,
     /// Per sample, the error components of `DIAG_ROWS` in people, and the truth.
     diag: Vec<([f64; DIAG_ROWS.len()], f64)>,
@@ -698,7 +699,9 @@ impl Sim<'_> {
                 };
                 self.naive_period_ms = period(loc_per_s);
                 self.budget_period_ms = period(loc_per_s / 20.0);
-                let own_per_s = (self.kv.borrow().ops.writes - self.herenow_from) as f64
+                // herenow's writes that carry counts: its members' last-seen values carry
+                // none, so the oracle is not given them to count with.
+                let own_per_s = (self.kv.borrow().ops.record_writes() - self.herenow_from) as f64
                     / ((now.saturating_sub(t0)) as f64 / 1000.0).max(1.0);
                 self.own_period_ms =
                     period(own_per_s / self.sc.locations as f64).max(self.budget_period_ms);
@@ -711,7 +714,7 @@ impl Sim<'_> {
                 if self.naive_from.0 == 0 {
                     // Everyone present: the naive design's write rate is measured from here.
                     self.naive_from = (now, self.naive.ops.writes);
-                    self.herenow_from = self.kv.borrow().ops.writes;
+                    self.herenow_from = self.kv.borrow().ops.record_writes();
                 }
                 self.arrive(now, Start::Visible);
                 // Poisson arrivals at exactly visitors / mean visit: the next arrival is

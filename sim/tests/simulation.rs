@@ -111,3 +111,37 @@ fn the_engine_counts_what_the_truth_counts_and_its_error_is_staleness_alone() {
     let off = causes[3] + causes[4] + causes[5] + causes[6];
     assert!((on - off).abs() <= 0.2 * on, "{causes:?}");
 }
+
+#[test]
+fn the_oracle_is_given_herenows_record_writes_not_its_last_seen_values() {
+    // Half the visitors members, so that last-seen values are a large share of herenow's
+    // writes: the oracle at herenow's own budget writes about as often as herenow's records
+    // did (measured here over the measured time; the oracle's period is taken before it),
+    // and clearly less often than all of herenow's writes.
+    let mut sc = Scenario::medium();
+    sc.visitors = 200;
+    sc.locations = 2;
+    sc.workload.member_share = 0.5;
+    sc.isolate_lifetime_ms = 1_000 * 3_600_000;
+    sc.warmup_ms = 10 * 60_000;
+    sc.measure_ms = 20 * 60_000;
+    sc.leave_samples = 20;
+    let r = run(&sc, 2);
+    let d = &r.diagnostics;
+    let h = r.herenow();
+    assert!(
+        r.last_seen_writes * 5 >= h.writes,
+        "last-seen values are a fifth of the writes or more: {} of {}",
+        r.last_seen_writes,
+        h.writes
+    );
+    let period = |writes: u64| r.hours * 3_600_000.0 / (writes as f64 / 2.0);
+    let (records, all) = (period(h.writes - r.last_seen_writes), period(h.writes));
+    let own = d.own_period_ms as f64;
+    assert!(own >= d.budget_period_ms as f64, "{d:?}");
+    assert!(
+        (own - records).abs() <= 0.25 * records,
+        "own {own} ms vs records {records:.0} ms (all writes {all:.0} ms)"
+    );
+    assert!(own >= 1.15 * all, "own {own} ms vs all writes {all:.0} ms");
+}

@@ -22,7 +22,7 @@ pub(crate) const BACKOFF_BASE_MS: u32 = 1_000;
 /// than that; shorter windows cap it lower (see [`backoff_cap_ms`]).
 pub(crate) const BACKOFF_CAP_MS: u32 = 300_000;
 /// The presence window assumed before the server has announced one (milliseconds): the
-/// shortest a deployment commonly sets (the API's default is 150 s), so that the backoff
+/// shortest a deployment commonly sets (the API's default is 225 s), so that the backoff
 /// stays inside any window until the first answer says which.
 pub(crate) const DEFAULT_WINDOW_MS: u32 = 60_000;
 /// The backoff cap before the server has announced a window: [`DEFAULT_WINDOW_MS`] less
