@@ -11,8 +11,8 @@
 //
 // The edge: the built worker as 4 workers of one location (the same cf.colo) in one Miniflare
 // sharing one KV namespace, its KV binding counted (bench/lib/kvops.mjs), driven by the
-// simulation's workload in real time (bench/lib/kvload.mjs): 120 s of warm-up, 120 s measured
-// (two heartbeats each), at the default engine settings (heartbeat 60 s, window 150 s), given
+// simulation's workload in real time (bench/lib/kvload.mjs): 120 s of warm-up, 180 s measured
+// (two heartbeats each), at the default engine settings (heartbeat 90 s, window 225 s), given
 // to the edge explicitly so that both sides run the same ones. The simulation: the same load through its flags
 // (bench/lib/kvload.mjs `simulationArgs`: one location, 4 isolates, the routing, the
 // visitors, no evictions, the same sampling, warm-up and measured time), seeds 1-3 averaged.
@@ -38,7 +38,7 @@ if (!["kv", "cache", "both"].includes(CHANNEL)) {
   process.exit(2);
 }
 const CHANNELS = CHANNEL === "both" ? ["kv", "cache"] : [CHANNEL];
-const LOAD = { visitors: VISITORS, isolates: 4, warmupS: 120, measureS: 120, sampleS: 30, heartbeatS: 60, windowS: 150, moveProb: 0.02 };
+const LOAD = { visitors: VISITORS, isolates: 4, warmupS: 120, measureS: 180, sampleS: 30, heartbeatS: 90, windowS: 225, moveProb: 0.02 };
 const SEEDS = [1, 2, 3];
 const TOLERANCE = 0.25;
 const ORIGIN = "http://127.0.0.1:8787"; // dispatch only: nothing listens
