@@ -75,7 +75,7 @@ impl EngineConfig {
     /// (docs/design.md › "Why a 90 s heartbeat").
     #[must_use]
     pub const fn remote_delay_for(heartbeat_ms: u64) -> u64 {
-        let d = heartbeat_ms * 5 / 24;
+        let d = heartbeat_ms.saturating_mul(5) / 24;
         if d < 1_000 { 1_000 } else { d }
     }
 

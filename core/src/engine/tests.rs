@@ -308,3 +308,20 @@ fn a_publisher_that_took_over_renews_the_location_lease() {
     let _ = p.apply_directory(renew, "demo", Some(dir));
     assert_eq!(kv_writes(&p.take_writes(renew)), [own.as_str()]);
 }
+
+#[test]
+fn the_remote_delay_is_five_24ths_of_the_heartbeat_at_least_a_second() {
+    assert_eq!(EngineConfig::remote_delay_for(60_000), 12_500);
+    assert_eq!(EngineConfig::remote_delay_for(90_000), 18_750);
+    assert_eq!(EngineConfig::remote_delay_for(250), 1_000);
+    // No overflow for any interval a deployment could set.
+    assert_eq!(EngineConfig::remote_delay_for(u64::MAX), u64::MAX / 24);
+    let d = EngineConfig::default();
+    assert_eq!(
+        d.remote_delay_ms,
+        EngineConfig::remote_delay_for(d.heartbeat_ms)
+    );
+    let w = EngineConfig::with_window(8_000);
+    assert_eq!((w.heartbeat_ms, w.remote_delay_ms), (2_000, 1_000));
+    assert!(d.with_heartbeat(30_000).validate().is_ok());
+}
