@@ -192,7 +192,7 @@ struct Sim<'a> {
     budget_period_ms: u64,
     naive_period_ms: u64,
     /// How often the oracle at herenow's own write budget writes per location: herenow's
-    /// herenow's record writes before measuring (not its members' last-seen values), spread
+    /// record writes before measuring (not its members' last-seen values), spread
     /// evenly, never more often than the 20× budget.
     own_period_ms: u64,
     /// When everyone present at the start had arrived, and the naive writes by then.

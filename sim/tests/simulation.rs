@@ -64,17 +64,24 @@ fn several_isolates_per_location_keep_counts_and_leaves_right() {
     assert!(r.write_ratio() > 3.0);
 }
 
+/// Medium's visitors cut to `visitors` over 2 locations, isolates never evicted, warmed up
+/// and measured for the minutes given, with 20 leave samples.
+fn two_locations_no_evictions(visitors: u64, warmup_min: u64, measure_min: u64) -> Scenario {
+    let mut sc = Scenario::medium();
+    sc.visitors = visitors;
+    sc.locations = 2;
+    sc.isolate_lifetime_ms = 1_000 * 3_600_000;
+    sc.warmup_ms = warmup_min * 60_000;
+    sc.measure_ms = measure_min * 60_000;
+    sc.leave_samples = 20;
+    sc
+}
+
 #[test]
 fn the_engine_counts_what_the_truth_counts_and_its_error_is_staleness_alone() {
     // Two locations, no evictions: the own location is exact, every summary is exact when
     // written, and the parts of the error add up to the error.
-    let mut sc = Scenario::medium();
-    sc.visitors = 100;
-    sc.locations = 2;
-    sc.isolate_lifetime_ms = 1_000 * 3_600_000;
-    sc.warmup_ms = 5 * 60_000;
-    sc.measure_ms = 15 * 60_000;
-    sc.leave_samples = 20;
+    let sc = two_locations_no_evictions(100, 5, 15);
     let r = run(&sc, 5);
     let d = &r.diagnostics;
     println!("{r}\n{d}");
@@ -118,14 +125,8 @@ fn the_oracle_is_given_herenows_record_writes_not_its_last_seen_values() {
     // writes: the oracle at herenow's own budget writes about as often as herenow's records
     // did (measured here over the measured time; the oracle's period is taken before it),
     // and clearly less often than all of herenow's writes.
-    let mut sc = Scenario::medium();
-    sc.visitors = 200;
-    sc.locations = 2;
+    let mut sc = two_locations_no_evictions(200, 10, 20);
     sc.workload.member_share = 0.5;
-    sc.isolate_lifetime_ms = 1_000 * 3_600_000;
-    sc.warmup_ms = 10 * 60_000;
-    sc.measure_ms = 20 * 60_000;
-    sc.leave_samples = 20;
     let r = run(&sc, 2);
     let d = &r.diagnostics;
     let h = r.herenow();
@@ -135,7 +136,8 @@ fn the_oracle_is_given_herenows_record_writes_not_its_last_seen_values() {
         r.last_seen_writes,
         h.writes
     );
-    let period = |writes: u64| r.hours * 3_600_000.0 / (writes as f64 / 2.0);
+    let locations = sc.locations as f64;
+    let period = |writes: u64| r.hours * 3_600_000.0 / (writes as f64 / locations);
     let (records, all) = (period(h.writes - r.last_seen_writes), period(h.writes));
     let own = d.own_period_ms as f64;
     assert!(own >= d.budget_period_ms as f64, "{d:?}");
