@@ -42,7 +42,8 @@ pub struct LastSeenResponse {
 ///   later flush, a failed read answers 503 with `Retry-After`.
 /// - After each request's response: [`Service::flush_timer`]. If it names a time, call
 ///   [`Service::flush_timer_fired`] then (on Workers, inside `waitUntil`), so that changes
-///   the write spacing held back are published even if no other request comes.
+///   the write spacing held back, and time-outs, are published even if no other request
+///   comes; and again at the time that returns, while it names one.
 /// - Never call the engine's I/O methods (`refresh_due`, `apply_*`, `take_writes`,
 ///   `write_failed`) around the `Service`: read-only access through [`Service::with`] only.
 #[derive(Debug)]
@@ -61,6 +62,18 @@ pub struct Service {
 /// through `waitUntil` for at most 30 s after the response; 5 s of that are headroom.
 /// Later flushes wait for the next request.
 pub const FLUSH_HORIZON_MS: u64 = 25_000;
+
+/// A delayed flush to run at `at` (Unix ms), within an event that lives until `deadline`
+/// (its request's response plus [`FLUSH_HORIZON_MS`]): from [`Service::flush_timer`], and
+/// again from [`Service::flush_timer_fired`] while the event lives. Ordered by when it runs,
+/// so that a host may queue them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlushTimer {
+    /// When to run it, Unix ms.
+    pub at: u64,
+    /// When the event that runs it ends, Unix ms.
+    pub deadline: u64,
+}
 
 /// A delayed flush runs this long after the change it publishes is due, so that the
 /// write spacing has surely passed when it runs.
@@ -109,12 +122,18 @@ impl Service {
     }
 
     /// When (Unix ms) the driver's host should run [`Service::flush_timer_fired`], if a
-    /// change is waiting for the write spacing and no delayed flush scheduled earlier
-    /// covers it. A change due before the flush already scheduled (a leave after a join)
-    /// gets one of its own; one due past [`FLUSH_HORIZON_MS`] waits for the next request.
-    pub fn flush_timer(&self, now: u64) -> Option<u64> {
+    /// change is waiting for the write spacing (or a time-out is due) and no delayed flush
+    /// scheduled earlier covers it. A change due before the flush already scheduled (a
+    /// leave after a join) gets one of its own; one due past [`FLUSH_HORIZON_MS`] waits for
+    /// the next request.
+    pub fn flush_timer(&self, now: u64) -> Option<FlushTimer> {
+        self.flush_timer_until(now, now.saturating_add(FLUSH_HORIZON_MS))
+    }
+
+    /// [`Service::flush_timer`] for an event that lives until `deadline`.
+    fn flush_timer_until(&self, now: u64, deadline: u64) -> Option<FlushTimer> {
         let at = self.with(|p| p.next_flush_at())?.max(now) + FLUSH_SLACK_MS;
-        if at > now + FLUSH_HORIZON_MS {
+        if at > deadline {
             return None;
         }
         // One scheduled no later covers it (one in the past has run or was dropped).
@@ -122,16 +141,35 @@ impl Service {
             return None;
         }
         self.flush_at.set(Some(at));
-        Some(at)
+        Some(FlushTimer { at, deadline })
     }
 
-    /// The delayed flush [`Service::flush_timer`] asked for at `at` runs, at `now`. A
-    /// failure is retried by the next request: there is no one to answer.
-    pub async fn flush_timer_fired<S: Store>(&self, store: &S, at: u64, now: u64) {
-        if self.flush_at.get().is_some_and(|f| f <= at) {
+    /// The delayed flush [`Service::flush_timer`] asked for runs, at `now`. A failure is
+    /// retried by the next request: there is no one to answer. Returns the next one to run
+    /// within the same event, if another change (a join's write, then a time-out) is due
+    /// before the event ends: one request's event can so publish several, where at many
+    /// isolates per location the next request may be tens of seconds away.
+    pub async fn flush_timer_fired<S: Store>(
+        &self,
+        store: &S,
+        timer: FlushTimer,
+        now: u64,
+    ) -> Option<FlushTimer> {
+        if self.flush_at.get().is_some_and(|f| f <= timer.at) {
             self.flush_at.set(None);
         }
+        // A time-out is decided on a fresh view of the peers (the tab may have heartbeated
+        // to one of them); a request would have refreshed it, a timer must. From the
+        // channel only (free): a listing of KV waits for a request.
+        for site in self.with(|p| p.time_outs_awaiting_view(now)) {
+            if self.refreshing.replace(true) {
+                break;
+            }
+            let _ = self.refresh_local(store, now, &site, false).await;
+            self.refreshing.set(false);
+        }
         let _ = self.flush(store, now).await;
+        self.flush_timer_until(now, timer.deadline)
     }
 
     /// Runs `f` on the engine (never across an await).

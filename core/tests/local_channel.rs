@@ -5,7 +5,7 @@
 
 use herenow_core::engine::{DIR_STALE_MS, EngineConfig, Presence};
 use herenow_core::protocol::{Beat, TabState};
-use herenow_core::service::Service;
+use herenow_core::service::{FlushTimer, Service};
 use herenow_core::store::{ManualClock, MemoryStore, OpCounts, block_on_ready};
 
 const T0: u64 = 1_800_000_000_000;
@@ -79,7 +79,7 @@ fn run(n: usize, local: bool, visitors: u32) -> OpCounts {
     let end = T0 + 15 * 60_000;
     let mut now = T0;
     let mut churn_at = T0 + 6_000;
-    let mut timers: Vec<(u64, usize)> = Vec::new();
+    let mut timers: Vec<(FlushTimer, usize)> = Vec::new();
     while now < end {
         if now == T0 + 5 * 60_000 {
             before = kv.ops();
@@ -108,19 +108,21 @@ fn run(n: usize, local: bool, visitors: u32) -> OpCounts {
         }
         // Delayed flushes, as the edge's waitUntil runs them.
         for (i, iso) in isos.iter().enumerate() {
-            if let Some(at) = iso.flush_timer(now) {
-                timers.push((at, i));
+            if let Some(t) = iso.flush_timer(now) {
+                timers.push((t, i));
             }
         }
         now += step;
         clock.set(now);
-        timers.retain(|&(at, i)| {
-            if at > now {
+        let mut next = Vec::new();
+        timers.retain(|&(t, i)| {
+            if t.at > now {
                 return true;
             }
-            block_on_ready(isos[i].flush_timer_fired(&kv, at, now));
+            next.extend(block_on_ready(isos[i].flush_timer_fired(&kv, t, now)).map(|t| (t, i)));
             false
         });
+        timers.extend(next);
     }
     let truth = online_set.iter().filter(|o| **o).count() as u64;
     for (i, iso) in isos.iter().enumerate() {
@@ -318,9 +320,10 @@ fn a_return_after_a_leave_elsewhere_shows_at_every_peer() {
         // The return reaches isolate 0, which then gets no other request: only its
         // delayed flush runs, as the edge's waitUntil would run it.
         let _ = block_on_ready(isos[0].heartbeat(&kv, now, &beat(1), None));
-        let at = isos[0]
+        let timer = isos[0]
             .flush_timer(now)
             .expect("the return is published by a timer");
+        let at = timer.at;
         let back = now;
         while online(&isos[1], &kv, now) != 2 {
             assert!(
@@ -330,7 +333,7 @@ fn a_return_after_a_leave_elsewhere_shows_at_every_peer() {
             now += 100;
             clock.set(now);
             if now >= at && now < at + 100 {
-                block_on_ready(isos[0].flush_timer_fired(&kv, at, now));
+                let _ = block_on_ready(isos[0].flush_timer_fired(&kv, timer, now));
             }
             let _ = block_on_ready(isos[1].heartbeat(&kv, now, &beat(99), None));
         }
@@ -396,5 +399,70 @@ fn a_leave_as_an_isolates_first_request_shows_at_its_peers() {
             "the leave at a new isolate took over 2 s to show at its peers"
         );
         tick(&isos, &kv, &clock, &mut now);
+    }
+}
+
+/// A tab that vanishes (no leave, no further heartbeat) is timed out by the isolate that
+/// holds its last heartbeat at its expiry, through that isolate's delayed flushes, not at
+/// its next request: at many isolates per location that request may be tens of seconds
+/// away, and every peer counts the tab until then. Through the channel, where that write is
+/// free (through KV it waits for the next request's write).
+#[test]
+fn a_vanished_tab_is_timed_out_by_a_delayed_flush_not_the_next_request() {
+    let window = EngineConfig::default().window_ms;
+    let local = true;
+    {
+        let clock = ManualClock::new(T0);
+        let kv = MemoryStore::new(clock.clone());
+        kv.set_local(local);
+        let isos = isolates(2, "LHR", "iso");
+        let (a, b) = (&isos[0], &isos[1]);
+        let mut timers: Vec<FlushTimer> = Vec::new();
+        let mut now = T0;
+        // Runs the clock to `until`: visitor 99 heartbeats to `b` every second; `a`'s
+        // delayed flushes run as the edge's waitUntil runs them, and nothing else reaches it.
+        let run = |now: &mut u64, timers: &mut Vec<FlushTimer>, until: u64| {
+            while *now < until {
+                *now += 100;
+                clock.set(*now);
+                if (*now - T0).is_multiple_of(1_000) {
+                    let _ = block_on_ready(b.heartbeat(&kv, *now, &beat(99), None));
+                }
+                let due: Vec<FlushTimer> =
+                    timers.iter().copied().filter(|t| t.at <= *now).collect();
+                timers.retain(|t| t.at > *now);
+                for t in due {
+                    timers.extend(block_on_ready(a.flush_timer_fired(&kv, t, *now)));
+                }
+            }
+        };
+        let _ = block_on_ready(b.heartbeat(&kv, now, &beat(99), None));
+        let _ = block_on_ready(a.heartbeat(&kv, now, &beat(1), None));
+        timers.extend(a.flush_timer(now));
+        run(&mut now, &mut timers, T0 + 60_000);
+        assert_eq!(online(b, &kv, now), 2, "channel {local}: b sees a's tab");
+        // Visitor 1 heartbeats once more to `a`, then vanishes.
+        let _ = block_on_ready(a.heartbeat(&kv, now, &beat(1), None));
+        let expiry = now + window;
+        timers.extend(a.flush_timer(now));
+        // `a`'s last request comes 20 s before the expiry: a new visitor.
+        run(&mut now, &mut timers, expiry - 20_000);
+        let _ = block_on_ready(a.heartbeat(&kv, now, &beat(2), None));
+        timers.extend(a.flush_timer(now));
+        run(&mut now, &mut timers, expiry - 1_000);
+        assert_eq!(
+            online(b, &kv, now),
+            3,
+            "channel {local}: still live before its expiry"
+        );
+        while online(b, &kv, now) != 2 {
+            assert!(
+                now < expiry + 3_000,
+                "channel {local}: the vanished tab still counts at b {} s after its expiry",
+                (now - expiry) / 1_000
+            );
+            let until = now + 100;
+            run(&mut now, &mut timers, until);
+        }
     }
 }

@@ -10,7 +10,7 @@ use herenow_core::engine::{
     TabRecord, Tombstone, Write, last_seen_key, merge,
 };
 use herenow_core::protocol::{Beat, MAX_PAGE_BYTES, MAX_SITE_BYTES, MAX_TAB_BYTES, TabState};
-use herenow_core::service::Service;
+use herenow_core::service::{FlushTimer, Service};
 use herenow_core::store::{
     ListPage, ListedKey, MAX_METADATA_BYTES, MIN_TTL_S, MemoryStore, Store, StoreError,
     block_on_ready,
@@ -282,7 +282,8 @@ proptest! {
                 Op::Advance(ms) => now += ms,
                 Op::Sync => {
                     for (i, svc) in isos.iter().enumerate() {
-                        block_on_ready(svc.flush_timer_fired(&kv, now, now));
+                        let timer = FlushTimer { at: now, deadline: now };
+                        let _ = block_on_ready(svc.flush_timer_fired(&kv, timer, now));
                         note(i, step, &mut published, &mut read);
                     }
                     for (i, svc) in isos.iter().enumerate() {

@@ -31,16 +31,19 @@ thread_local! {
 /// flushes are needed, is the driver's (`Service::flush_timer`); the glue only waits.
 fn schedule_flush(ctx: &Context, app: Rc<App>, store: Stores) {
     let now = Date::now().as_millis();
-    let Some(at) = app.service().flush_timer(now) else {
+    let Some(first) = app.service().flush_timer(now) else {
         return;
     };
-    let wait = Duration::from_millis(at.saturating_sub(now));
     ctx.wait_until(async move {
-        Delay::from(wait).await;
-        let service = app.service();
-        service
-            .flush_timer_fired(&store, at, Date::now().as_millis())
-            .await;
+        let mut timer = Some(first);
+        while let Some(t) = timer {
+            let wait = t.at.saturating_sub(Date::now().as_millis());
+            Delay::from(Duration::from_millis(wait)).await;
+            timer = app
+                .service()
+                .flush_timer_fired(&store, t, Date::now().as_millis())
+                .await;
+        }
     });
 }
 

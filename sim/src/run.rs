@@ -19,7 +19,7 @@ use super::scenario::{Channel, Routing, Scenario};
 use super::truth::{CAUSES, Instant, TabTruth, Truth};
 use herenow_core::engine::{Member, Presence};
 use herenow_core::protocol::{Beat, TabState};
-use herenow_core::service::Service;
+use herenow_core::service::{FlushTimer, Service};
 use herenow_core::store::block_on_ready;
 
 const SITE: &str = "demo";
@@ -44,7 +44,7 @@ enum Ev {
     Switch(u32),
     End(u32),
     NewPage(u32),
-    Flush(u16, u16, u32),
+    Flush(u16, u16, u32, FlushTimer),
     Evict(u16, u16),
     Sample,
     Probe(u32, u32),
@@ -577,9 +577,9 @@ impl Sim<'_> {
 
     fn after_request(&mut self, loc: usize, slot: usize, now: u64) {
         let iso = &self.isos[loc][slot];
-        if let Some(at) = iso.svc.flush_timer(now) {
+        if let Some(t) = iso.svc.flush_timer(now) {
             let epoch = iso.epoch;
-            self.at(at, Ev::Flush(loc as u16, slot as u16, epoch));
+            self.at(t.at, Ev::Flush(loc as u16, slot as u16, epoch, t));
         }
     }
 
@@ -854,12 +854,13 @@ impl Sim<'_> {
                     }
                 }
             }
-            Ev::Flush(loc, slot, epoch) => {
+            Ev::Flush(loc, slot, epoch, timer) => {
                 let (l, s) = (loc as usize, slot as usize);
                 if self.isos[l][s].epoch == epoch {
                     let store = self.store(l, s, now, true);
                     let t0 = self.clock();
-                    block_on_ready(self.isos[l][s].svc.flush_timer_fired(&store, now, now));
+                    let next =
+                        block_on_ready(self.isos[l][s].svc.flush_timer_fired(&store, timer, now));
                     let spent = t0.map(|t| t.elapsed());
                     let (wrote, shared) = (store.wrote_own.get(), store.shared_own.get());
                     if let Some(d) = spent {
@@ -867,6 +868,9 @@ impl Sim<'_> {
                     }
                     if wrote || shared {
                         self.wrote_own(l, s, now, wrote);
+                    }
+                    if let Some(t) = next {
+                        self.at(t.at, Ev::Flush(loc, slot, epoch, t));
                     }
                 }
             }

@@ -49,7 +49,10 @@
 //! so that one does when the tab is alive, every isolate holding a heartbeat newer than the
 //! newest published one publishes it before that one is a window old (less
 //! [`EngineConfig::handoff_margin_ms`]) — a bounded refresh, about one write per window per
-//! isolate, paid only when several isolates share a location. Should a tombstone still race a
+//! isolate, paid only when several isolates share a location. With the channel, the isolate
+//! holding a tab's newest heartbeat times it out at its expiry, through its delayed flushes
+//! ([`crate::service::Service::flush_timer_fired`]), not at its next request: at 32 isolates
+//! a location's peers counted vanished tabs ~16 s too long. Should a tombstone still race a
 //! newer heartbeat, the holder sees it on its next refresh and republishes at once. A tab a
 //! peer has published with a newer heartbeat is left out of an isolate's record, so records
 //! do not repeat each other.

@@ -38,7 +38,12 @@ impl SiteState {
 
     pub(super) fn pend(&mut self, urgency: Urgency, at: u64) {
         self.version += 1;
-        self.local.changed(at);
+        // A change dated before the last write (a time-out noticed late, dated at the
+        // tab's expiry) is still not in it: pending since that write, so that writes keep
+        // their pace (the record's, and the location's in KV).
+        self.local
+            .changed(at.max(self.local.kv_written_ms().unwrap_or(0)));
+        let at = at.max(self.last_flush_ms.unwrap_or(0));
         let slot = &mut self.pending[urgency as usize];
         *slot = Some(slot.map_or(at, |d| d.min(at)));
     }
@@ -279,6 +284,25 @@ impl Presence {
             .collect()
     }
 
+    /// The sites with a time-out due ([`SiteState::next_time_out`]) while peers read through
+    /// the channel, whose view is too old to decide it on: a delayed flush refreshes them
+    /// first, or it could not publish the time-out it was scheduled for.
+    #[must_use]
+    pub fn time_outs_awaiting_view(&self, now: u64) -> Vec<String> {
+        if !self.local {
+            return Vec::new();
+        }
+        self.sites
+            .iter()
+            .filter(|(_, s)| {
+                s.mode(now) == Mode::Peers
+                    && s.next_time_out(&self.config).is_some_and(|e| e <= now)
+                    && !s.view_fresh(now, &self.config)
+            })
+            .map(|(site, _)| site.clone())
+            .collect()
+    }
+
     /// When the earliest unpublished change may be written (its due time, pushed back by
     /// the write spacing), so a driver can flush then without waiting for a request.
     #[must_use]
@@ -293,8 +317,20 @@ impl Presence {
         self.sites
             .values()
             .filter_map(|s| {
-                // Lease renewals wait for the next request; changes do not.
-                let due = s.changes_due(&self.config, s.mode.unwrap_or(Mode::Solo))?;
+                // Lease renewals wait for the next request; changes do not, nor time-outs
+                // while peers read through the channel (published a join delay after the
+                // tab's expiry). Through KV each would be a write of its own: it waits for
+                // the next request's, as the small site's 1,000 writes a day allow no more.
+                let mode = s.mode.unwrap_or(Mode::Solo);
+                let time_out = (mode == Mode::Peers && self.local)
+                    .then(|| s.next_time_out(&self.config))
+                    .flatten()
+                    .map(|e| e.max(s.next_sweep_ms) + self.config.join_delay_ms);
+                let due = s
+                    .changes_due(&self.config, mode)
+                    .into_iter()
+                    .chain(time_out)
+                    .min()?;
                 Some(s.last_flush_ms.map_or(due, |l| due.max(l + min)))
             })
             .chain(kv)
