@@ -38,12 +38,11 @@ impl SiteState {
 
     pub(super) fn pend(&mut self, urgency: Urgency, at: u64) {
         self.version += 1;
-        // A change dated before the last write (a time-out noticed late, dated at the
-        // tab's expiry) is still not in it: pending since that write, so that writes keep
-        // their pace (the record's, and the location's in KV).
+        // A change dated before the location's last KV write (a time-out noticed late,
+        // dated at the tab's expiry) is still not in it: pending for KV since that write,
+        // so that KV keeps its pace.
         self.local
             .changed(at.max(self.local.kv_written_ms().unwrap_or(0)));
-        let at = at.max(self.last_flush_ms.unwrap_or(0));
         let slot = &mut self.pending[urgency as usize];
         *slot = Some(slot.map_or(at, |d| d.min(at)));
     }

@@ -63,8 +63,12 @@ impl SiteState {
         // of seconds late). Through KV, when noticed: an earlier date splits writes that
         // would have been one (+1 % on the small site, over its 1,000 a day).
         let channel = self.local.dir_read_ms.is_some();
+        // (Never before the record's last write, which did not have it: writes keep their
+        // pace.)
         let at = if channel && self.mode(now) == Mode::Peers {
-            liveness::live_until(t_x, cfg.window_ms).min(now)
+            liveness::live_until(t_x, cfg.window_ms)
+                .min(now)
+                .max(self.last_flush_ms.unwrap_or(0))
         } else {
             now
         };
@@ -102,8 +106,9 @@ impl SiteState {
     /// When the next time-out this isolate would publish is due: the earliest expiry of an
     /// active tab whose newest known heartbeat it holds (others answer for the rest; idle
     /// tabs expire at every reader by themselves). While peers read through the channel, a
-    /// driver flushes then rather than at its next request, which at many isolates per location comes tens of
-    /// seconds later, while the peers count the vanished tab meanwhile.
+    /// driver flushes then rather than at its next request, which at many isolates per
+    /// location comes tens of seconds later, while the peers count the vanished tab
+    /// meanwhile.
     pub(super) fn next_time_out(&self, cfg: &EngineConfig) -> Option<u64> {
         self.tabs
             .values()
